@@ -1,0 +1,2 @@
+//! (stub) backend
+//! filled in by its issue.

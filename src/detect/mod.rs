@@ -1,0 +1,2 @@
+//! (stub) detect
+//! filled in by its issue.

@@ -1,0 +1,2 @@
+//! (stub) events
+//! filled in by its issue.

@@ -1,0 +1,18 @@
+//! orch: run and supervise fleets of AI coding agents in tmux from one TOML config.
+//! The library holds every behaviour; `main.rs` only parses and dispatches.
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod detect;
+pub mod error;
+pub mod events;
+pub mod handoff;
+pub mod phase;
+pub mod sim;
+pub mod state;
+pub mod status;
+pub mod tmux;
+pub mod watchdog;
+
+pub use cli::run;
+pub use error::{Error, Result};

@@ -1,0 +1,2 @@
+//! (stub) phase
+//! filled in by its issue.

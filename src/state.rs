@@ -1,0 +1,2 @@
+//! (stub) state
+//! filled in by its issue.

@@ -1,0 +1,2 @@
+//! (stub) status
+//! filled in by its issue.
