@@ -7,6 +7,11 @@ use clap::{Parser, Subcommand};
 
 use crate::Result;
 
+mod init;
+mod validate;
+
+pub use init::scaffold;
+
 /// Run and supervise fleets of AI coding agents in tmux, from one TOML config.
 #[derive(Debug, Parser)]
 #[command(name = "orch", version, about, long_about = None)]
@@ -47,8 +52,20 @@ pub enum Verb {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     init_tracing(cli.verbose);
     match cli.verb {
+        Verb::Validate => validate::run(&cli.config),
+        Verb::Init { dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+            for f in scaffold(&dir)? {
+                println!("wrote {}", f.display());
+            }
+            println!(
+                "next: edit {}, then `orch validate` and `orch up`",
+                dir.join("agents.toml").display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Selftest => Ok(ExitCode::SUCCESS),
         Verb::Sim(args) => crate::sim::run(args),
-        _ => Ok(ExitCode::SUCCESS),
     }
 }
 

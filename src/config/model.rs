@@ -1,0 +1,270 @@
+//! The typed config every other module reads: paths resolved, defaults merged, regexes
+//! compiled, durations parsed. Built only by `validate.rs`, so a `Config` is always valid.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::Regex;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file, absolute.
+    pub path: PathBuf,
+    pub project_dir: PathBuf,
+    pub log_dir: PathBuf,
+    /// `<log_dir>/state`.
+    pub state_dir: PathBuf,
+    pub session_prefix: String,
+    /// Private tmux server (`tmux -L`); `ORCH_TMUX_SOCKET` overrides it.
+    pub tmux_socket: Option<String>,
+    pub watchdog: WatchdogCfg,
+    pub backends: BTreeMap<String, Backend>,
+    pub agents: Vec<Agent>,
+    pub services: Vec<Service>,
+    pub loop_: Option<LoopCfg>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchdogCfg {
+    pub signal_interval: Duration,
+    pub heavy_interval: Duration,
+    pub stall_grace: Duration,
+    pub limit_probe_fallback: Duration,
+    pub limit_reset_slack: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The kickoff is one argument on the command line.
+    Arg,
+    /// Launch the attach command, then type "read <kickoff file> and follow it".
+    Ping,
+    /// `bin` is a command template with `{kickoff} {session} {model}`.
+    Exec,
+}
+
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub name: String,
+    pub bin: String,
+    pub flags: String,
+    pub prompt_delivery: Delivery,
+    pub process_name: Option<String>,
+    pub submit_key: String,
+    pub model_flag: String,
+    pub supports_resume: bool,
+    pub resume_flag: String,
+    pub remote_control: bool,
+    pub remote_control_flag: String,
+    pub active_re: Option<Regex>,
+    pub limit_re: Option<Regex>,
+    pub fatal_re: Option<Regex>,
+    pub footer_ui: bool,
+    pub log_grace: Duration,
+    pub stall_idle: Duration,
+    pub preamble: String,
+    pub attach: String,
+    pub server: String,
+    pub connect_delay: Duration,
+    pub model_env: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Loop,
+    Persistent,
+    Task,
+    Orchestrator,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Loop => "loop",
+            Kind::Persistent => "persistent",
+            Kind::Task => "task",
+            Kind::Orchestrator => "orchestrator",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    None,
+    Heal,
+    HealStall,
+}
+
+impl Watch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Watch::None => "none",
+            Watch::Heal => "heal",
+            Watch::HealStall => "heal+stall",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub name: String,
+    pub kind: Kind,
+    pub role: Option<String>,
+    /// A backend name: a `[backend.NAME]` table.
+    pub backend: String,
+    /// The configured model ("" = the backend's default); phases may override it per role.
+    pub model: String,
+    pub session: String,
+    pub dir: PathBuf,
+    pub watch: Watch,
+    pub enabled: bool,
+    pub resume: bool,
+    pub prompt: Option<String>,
+    pub prompt_file: Option<PathBuf>,
+    pub wake: Option<Wake>,
+    /// Extra environment for the agent's session (values are secrets: never logged).
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Wake {
+    pub interval: Duration,
+    pub prompt_file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub command: String,
+    pub session: String,
+    pub dir: PathBuf,
+    pub enabled: bool,
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoopCfg {
+    pub state_file: String,
+    pub done_marker: String,
+    pub kickoff_template: Option<PathBuf>,
+    pub roles_dir: PathBuf,
+    pub auto_advance: bool,
+    pub resume_phase: bool,
+    pub phases: Vec<Phase>,
+    pub handoff: Option<Handoff>,
+    pub on_complete: Option<OnComplete>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub id: String,
+    pub plan: String,
+    pub status: String,
+    /// Per-role model overrides for this phase.
+    pub models: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    pub repo: PathBuf,
+    pub state_subdir: String,
+    pub claim_pattern: Regex,
+    pub review_pattern: Regex,
+    pub claim_pings: String,
+    pub review_pings: String,
+    pub inboxes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OnComplete {
+    pub run: String,
+    pub trigger_file: String,
+}
+
+impl Config {
+    pub fn agent(&self, name: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The backend of an agent (validation guarantees it exists).
+    pub fn backend_of(&self, agent: &Agent) -> &Backend {
+        &self.backends[&agent.backend]
+    }
+
+    pub fn watchdog_session(&self) -> String {
+        format!("{}watchdog", self.session_prefix)
+    }
+
+    pub fn session_log(&self, session: &str) -> PathBuf {
+        self.log_dir.join(format!("{session}.log"))
+    }
+
+    pub fn kickoff_file(&self, session: &str) -> PathBuf {
+        self.state_dir.join(format!("kickoff-{session}.txt"))
+    }
+
+    pub fn resume_id_file(&self, agent: &str) -> PathBuf {
+        self.state_dir.join(format!("{agent}.id"))
+    }
+
+    pub fn sequence_complete_file(&self) -> PathBuf {
+        self.log_dir.join("SEQUENCE-COMPLETE")
+    }
+
+    pub fn events_file(&self) -> PathBuf {
+        self.log_dir.join("events.jsonl")
+    }
+
+    pub fn phases(&self) -> &[Phase] {
+        self.loop_.as_ref().map_or(&[], |l| &l.phases)
+    }
+
+    /// `<state_dir>/<[loop].state_file>` (default `phase-idx`).
+    pub fn phase_index_file(&self) -> PathBuf {
+        let name = self.loop_.as_ref().map_or("phase-idx", |l| &l.state_file);
+        self.state_dir.join(name)
+    }
+
+    /// Enabled loop agents, in config order.
+    pub fn loop_agents(&self) -> impl Iterator<Item = &Agent> {
+        self.agents
+            .iter()
+            .filter(|a| a.kind == Kind::Loop && a.enabled)
+    }
+
+    /// Every name `up`/`down`/`logs` accept: agents, services and "watchdog".
+    pub fn known_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.agents.iter().map(|a| a.name.as_str()).collect();
+        names.extend(self.services.iter().map(|s| s.name.as_str()));
+        names.push("watchdog");
+        names
+    }
+
+    /// The session of the agent `name`, or `session_prefix + name` for a name not configured.
+    pub fn session_of(&self, name: &str) -> String {
+        self.agent(name)
+            .map(|a| a.session.clone())
+            .unwrap_or_else(|| format!("{}{name}", self.session_prefix))
+    }
+}
+
+/// Resolve a possibly relative, possibly `~`-prefixed path against `base`.
+pub fn resolve(base: &Path, p: &str) -> PathBuf {
+    let expanded = match p.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME")
+            .map_or_else(|| PathBuf::from(p), |h| PathBuf::from(h).join(rest)),
+        None if p == "~" => {
+            std::env::var_os("HOME").map_or_else(|| PathBuf::from(p), PathBuf::from)
+        }
+        None => PathBuf::from(p),
+    };
+    if expanded.is_absolute() {
+        expanded
+    } else {
+        base.join(expanded)
+    }
+}

@@ -1,0 +1,207 @@
+//! The serde mirror of agents.toml: every key optional, exactly as the user wrote it.
+//! `validate.rs` turns this into the typed model; `schema.rs` knows which keys exist.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    #[serde(default)]
+    pub watchdog: RawWatchdog,
+    #[serde(default)]
+    pub backend: BTreeMap<String, RawBackend>,
+    #[serde(default)]
+    pub agent: Vec<RawAgent>,
+    #[serde(default)]
+    pub service: Vec<RawService>,
+    #[serde(rename = "loop")]
+    pub loop_: Option<RawLoop>,
+}
+
+/// `[defaults]`: the project keys plus a default for every `[[agent]]` key.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDefaults {
+    pub session_prefix: Option<String>,
+    pub log_dir: Option<String>,
+    pub project_dir: Option<String>,
+    pub tmux_socket: Option<String>,
+    #[serde(flatten)]
+    pub agent: RawAgentKeys,
+}
+
+/// The keys an agent takes from `[defaults]` unless it sets them itself.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawAgentKeys {
+    pub backend: Option<String>,
+    pub model: Option<String>,
+    pub watch: Option<String>,
+    pub dir: Option<String>,
+    pub enabled: Option<bool>,
+    pub resume: Option<bool>,
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAgent {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub role: Option<String>,
+    pub session: Option<String>,
+    pub prompt: Option<String>,
+    pub prompt_file: Option<String>,
+    pub wake: Option<RawWake>,
+    #[serde(flatten)]
+    pub keys: RawAgentKeys,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawWake {
+    pub interval: Option<Seconds>,
+    pub prompt_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawService {
+    pub name: Option<String>,
+    pub command: Option<String>,
+    pub dir: Option<String>,
+    pub enabled: Option<bool>,
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawWatchdog {
+    pub signal_interval: Option<Seconds>,
+    pub heavy_interval: Option<Seconds>,
+    pub stall_grace: Option<Seconds>,
+    pub limit_probe_fallback: Option<Seconds>,
+    pub limit_reset_slack: Option<Seconds>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawBackend {
+    pub bin: Option<String>,
+    pub flags: Option<String>,
+    pub prompt_delivery: Option<String>,
+    pub process_name: Option<String>,
+    pub submit_key: Option<String>,
+    pub model_flag: Option<String>,
+    pub supports_resume: Option<bool>,
+    pub resume_flag: Option<String>,
+    pub remote_control: Option<bool>,
+    pub remote_control_flag: Option<String>,
+    pub active_re: Option<String>,
+    pub limit_re: Option<String>,
+    pub fatal_re: Option<String>,
+    pub footer_ui: Option<bool>,
+    pub log_grace: Option<Seconds>,
+    pub stall_idle: Option<Seconds>,
+    pub preamble: Option<String>,
+    pub attach: Option<String>,
+    pub server: Option<String>,
+    pub connect_delay: Option<Seconds>,
+    pub model_env: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawLoop {
+    pub state_file: Option<String>,
+    pub done_marker: Option<String>,
+    pub kickoff_template: Option<String>,
+    pub roles_dir: Option<String>,
+    pub auto_advance: Option<bool>,
+    pub resume_phase: Option<bool>,
+    #[serde(default)]
+    pub phases: Vec<RawPhase>,
+    pub handoff: Option<RawHandoff>,
+    pub on_complete: Option<RawOnComplete>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawPhase {
+    pub id: Option<String>,
+    pub plan: Option<String>,
+    pub status: Option<String>,
+    #[serde(default)]
+    pub models: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawHandoff {
+    pub repo: Option<String>,
+    pub state_subdir: Option<String>,
+    pub claim_pattern: Option<String>,
+    pub review_pattern: Option<String>,
+    pub claim_pings: Option<String>,
+    pub review_pings: Option<String>,
+    pub inboxes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawOnComplete {
+    pub run: Option<String>,
+    pub trigger_file: Option<String>,
+}
+
+/// A span of time as configured: plain seconds (`30`, `1.5`) or a duration text (`"90s"`, `"2h"`, `"1h30m"`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seconds(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Any {
+            Int(i64),
+            Float(f64),
+            Text(String),
+        }
+        let secs = match Any::deserialize(d)? {
+            Any::Int(n) if n >= 0 => n as f64,
+            Any::Float(f) if f >= 0.0 && f.is_finite() => f,
+            Any::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom)?,
+            _ => return Err(serde::de::Error::custom("a duration cannot be negative")),
+        };
+        Ok(Seconds(std::time::Duration::from_secs_f64(secs)))
+    }
+}
+
+/// Parse `"90"`, `"90s"`, `"5m"`, `"2h"`, `"1d"`, `"1h30m"`, `"500ms"` into seconds.
+pub fn parse_duration(text: &str) -> Result<f64, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not a duration (use seconds or forms such as \"90s\", \"5m\", \"2h\", \"1h30m\")"
+        )
+    };
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(n) = t.parse::<f64>() {
+        return if n >= 0.0 { Ok(n) } else { Err(bad()) };
+    }
+    let (mut total, mut rest) = (0.0, t);
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let n: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = rest[digits..].trim_start();
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
+            "d" | "day" | "days" => 86400.0,
+            _ => return Err(bad()),
+        };
+        total += n * unit;
+        rest = rest[unit_len..].trim_start();
+    }
+    Ok(total)
+}

@@ -1,0 +1,545 @@
+//! Turning the raw TOML into a typed `Config`: defaults merged, paths resolved, and every
+//! problem found at once, each pointing at file:line:col where the TOML gives it.
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::{Regex, RegexBuilder};
+use toml::de::DeTable;
+
+use super::model::*;
+use super::raw::*;
+use super::schema::{self, Seg};
+
+/// One thing wrong with a config, and where.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub span: Option<Range<usize>>,
+    pub message: String,
+}
+
+/// Collects problems while the model is built; knows the document to place them.
+struct Checker<'a> {
+    doc: &'a DeTable<'a>,
+    errors: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, path: &[Seg<'_>], message: String) {
+        let span = schema::locate(self.doc, path);
+        self.errors.push(Problem { span, message });
+    }
+    fn warn(&mut self, path: &[Seg<'_>], message: String) {
+        let span = schema::locate(self.doc, path);
+        self.warnings.push(Problem { span, message });
+    }
+    fn regex(&mut self, path: &[Seg<'_>], what: &str, pattern: Option<&str>) -> Option<Regex> {
+        let pattern = pattern?;
+        match RegexBuilder::new(pattern).case_insensitive(true).build() {
+            Ok(re) => Some(re),
+            Err(e) => {
+                let text = e.to_string();
+                let last = text.lines().last().unwrap_or_default().trim();
+                let first = last.trim_start_matches("error:").trim().to_string();
+                self.error(path, format!("{what} does not compile as a regex: {first}"));
+                None
+            }
+        }
+    }
+}
+
+/// The outcome of building: a config if there were no errors, and everything found.
+pub struct Built {
+    pub config: Option<Config>,
+    pub errors: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+}
+
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn dur(v: &Option<Seconds>, default: Duration) -> Duration {
+    v.map_or(default, |s| s.0)
+}
+
+/// Build the typed config from the raw one. `path` is the absolute config file.
+pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env_overrides: bool) -> Built {
+    let mut c = Checker {
+        doc,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let d = &raw.defaults;
+    let config_dir = path.parent().unwrap_or(Path::new("/"));
+    let project_dir = canonical(resolve(config_dir, d.project_dir.as_deref().unwrap_or(".")));
+    let session_prefix = d.session_prefix.clone().unwrap_or_default();
+    if session_prefix.is_empty() {
+        c.error(
+            &[Seg::Key("defaults")],
+            "[defaults].session_prefix is required (e.g. session_prefix = \"myproj-\")".into(),
+        );
+    }
+    let log_dir = match d.log_dir.as_deref() {
+        Some(l) if !l.is_empty() => resolve(&project_dir, l),
+        _ => {
+            c.error(
+                &[Seg::Key("defaults")],
+                "[defaults].log_dir is required (e.g. log_dir = \".orch\")".into(),
+            );
+            project_dir.join(".orch")
+        }
+    };
+    let state_dir = log_dir.join("state");
+
+    let w = &raw.watchdog;
+    let watchdog = WatchdogCfg {
+        signal_interval: dur(&w.signal_interval, secs(30)),
+        heavy_interval: dur(&w.heavy_interval, secs(300)),
+        stall_grace: dur(&w.stall_grace, secs(180)),
+        limit_probe_fallback: dur(&w.limit_probe_fallback, secs(300)),
+        limit_reset_slack: dur(&w.limit_reset_slack, secs(45)),
+    };
+    for (key, value) in [
+        ("signal_interval", watchdog.signal_interval),
+        ("heavy_interval", watchdog.heavy_interval),
+    ] {
+        if value.is_zero() {
+            c.error(
+                &[Seg::Key("watchdog"), Seg::Key(key)],
+                format!("[watchdog].{key} must be more than 0 seconds"),
+            );
+        }
+    }
+
+    let mut backends = BTreeMap::new();
+    for (name, b) in &raw.backend {
+        if let Some(backend) = build_backend(&mut c, name, b) {
+            backends.insert(name.clone(), backend);
+        }
+    }
+
+    let agents = build_agents(
+        &mut c,
+        &raw,
+        &project_dir,
+        &session_prefix,
+        &backends,
+        env_overrides,
+    );
+    let services = build_services(&mut c, &raw, &project_dir, &session_prefix, &agents);
+    let loop_ = raw
+        .loop_
+        .as_ref()
+        .map(|l| build_loop(&mut c, l, &project_dir, &agents));
+
+    let config = c.errors.is_empty().then(|| Config {
+        path: path.to_path_buf(),
+        project_dir,
+        log_dir,
+        state_dir,
+        session_prefix,
+        tmux_socket: d.tmux_socket.clone().filter(|s| !s.is_empty()),
+        watchdog,
+        backends,
+        agents,
+        services,
+        loop_,
+    });
+    Built {
+        config,
+        errors: c.errors,
+        warnings: c.warnings,
+    }
+}
+
+fn canonical(p: PathBuf) -> PathBuf {
+    std::fs::canonicalize(&p).unwrap_or(p)
+}
+
+fn build_backend(c: &mut Checker<'_>, name: &str, b: &RawBackend) -> Option<Backend> {
+    let at = |key| [Seg::Key("backend"), Seg::Key(name), Seg::Key(key)];
+    let prompt_delivery = match b.prompt_delivery.as_deref().unwrap_or("arg") {
+        "arg" => Delivery::Arg,
+        "ping" => Delivery::Ping,
+        "exec" => Delivery::Exec,
+        other => {
+            c.error(
+                &at("prompt_delivery"),
+                format!("backend {name}: prompt_delivery {other:?} is not one of arg, ping, exec"),
+            );
+            Delivery::Arg
+        }
+    };
+    let bin = b.bin.clone().unwrap_or_default();
+    if bin.trim().is_empty() {
+        c.error(
+            &[Seg::Key("backend"), Seg::Key(name)],
+            format!("backend {name}: bin is required (the command that starts the agent)"),
+        );
+    }
+    let what = |key: &str| format!("backend {name}: {key}");
+    Some(Backend {
+        name: name.to_string(),
+        bin,
+        flags: b.flags.clone().unwrap_or_default(),
+        prompt_delivery,
+        process_name: b.process_name.clone().filter(|p| !p.is_empty()),
+        submit_key: b.submit_key.clone().unwrap_or_else(|| "Enter".into()),
+        model_flag: b
+            .model_flag
+            .clone()
+            .unwrap_or_else(|| "--model '{model}'".into()),
+        supports_resume: b.supports_resume.unwrap_or(false),
+        resume_flag: b
+            .resume_flag
+            .clone()
+            .unwrap_or_else(|| "--resume '{id}'".into()),
+        remote_control: b.remote_control.unwrap_or(false),
+        remote_control_flag: b
+            .remote_control_flag
+            .clone()
+            .unwrap_or_else(|| "--remote-control '{session}'".into()),
+        active_re: c.regex(&at("active_re"), &what("active_re"), b.active_re.as_deref()),
+        limit_re: c.regex(&at("limit_re"), &what("limit_re"), b.limit_re.as_deref()),
+        fatal_re: c.regex(&at("fatal_re"), &what("fatal_re"), b.fatal_re.as_deref()),
+        footer_ui: b.footer_ui.unwrap_or(false),
+        log_grace: dur(&b.log_grace, secs(180)),
+        stall_idle: dur(&b.stall_idle, secs(300)),
+        preamble: b.preamble.clone().unwrap_or_default(),
+        attach: b.attach.clone().unwrap_or_else(|| "{bin}".into()),
+        server: b.server.clone().unwrap_or_default(),
+        connect_delay: dur(&b.connect_delay, secs(12)),
+        model_env: b.model_env.unwrap_or(false),
+    })
+}
+
+/// A session name tmux can hold: not empty, no `.` or `:` (tmux's target separators).
+fn check_session(c: &mut Checker<'_>, path: &[Seg<'_>], who: &str, session: &str) {
+    if session.is_empty() || session.contains(['.', ':']) {
+        c.error(
+            path,
+            format!("{who}: session name {session:?} cannot be used by tmux (it must be non-empty, without '.' or ':')"),
+        );
+    }
+}
+
+fn build_agents(
+    c: &mut Checker<'_>,
+    raw: &RawConfig,
+    project_dir: &Path,
+    prefix: &str,
+    backends: &BTreeMap<String, Backend>,
+    env_overrides: bool,
+) -> Vec<Agent> {
+    let d = &raw.defaults.agent;
+    let mut seen = BTreeSet::new();
+    let mut agents = Vec::new();
+    for (i, a) in raw.agent.iter().enumerate() {
+        let at = |key| [Seg::Key("agent"), Seg::Index(i), Seg::Key(key)];
+        let Some(name) = a.name.clone().filter(|n| !n.is_empty()) else {
+            c.error(
+                &[Seg::Key("agent"), Seg::Index(i)],
+                format!("[[agent]] number {} has no name", i + 1),
+            );
+            continue;
+        };
+        if !seen.insert(name.clone()) {
+            c.error(&at("name"), format!("agent {name}: the name is used twice"));
+        }
+        let who = format!("agent {name}");
+        let kind = match a.kind.as_deref().unwrap_or("persistent") {
+            "loop" => Kind::Loop,
+            "persistent" => Kind::Persistent,
+            "task" => Kind::Task,
+            "orchestrator" => Kind::Orchestrator,
+            other => {
+                c.error(
+                    &at("kind"),
+                    format!(
+                        "{who}: kind {other:?} is not one of loop, persistent, task, orchestrator"
+                    ),
+                );
+                Kind::Persistent
+            }
+        };
+        let k = &a.keys;
+        let watch_text = k.watch.as_deref().or(d.watch.as_deref()).unwrap_or("none");
+        let watch = match watch_text {
+            "none" => Watch::None,
+            "heal" => Watch::Heal,
+            "heal+stall" => Watch::HealStall,
+            other => {
+                c.error(
+                    &at("watch"),
+                    format!("{who}: watch {other:?} is not one of none, heal, heal+stall"),
+                );
+                Watch::None
+            }
+        };
+        let mut backend = k
+            .backend
+            .clone()
+            .or_else(|| d.backend.clone())
+            .unwrap_or_default();
+        let mut model = k
+            .model
+            .clone()
+            .or_else(|| d.model.clone())
+            .unwrap_or_default();
+        if env_overrides {
+            if let Ok(m) = std::env::var(format!("AGENT_MODEL_{name}")) {
+                model = m;
+            }
+            if let Ok(b) = std::env::var(format!("AGENT_BACKEND_{name}")) {
+                backend = b;
+            }
+        }
+        if backend.is_empty() {
+            c.error(
+                &[Seg::Key("agent"), Seg::Index(i)],
+                format!("{who} has no backend (set backend on it or in [defaults])"),
+            );
+        } else if !backends.contains_key(&backend) {
+            let known: Vec<&str> = backends.keys().map(String::as_str).collect();
+            c.error(
+                &at("backend"),
+                format!(
+                    "{who}: unknown backend {backend:?} (known: {})",
+                    list_or_none(&known)
+                ),
+            );
+        }
+        let session = a
+            .session
+            .clone()
+            .unwrap_or_else(|| format!("{prefix}{name}"));
+        check_session(c, &at("session"), &who, &session);
+        let dir = resolve(
+            project_dir,
+            k.dir.as_deref().or(d.dir.as_deref()).unwrap_or("."),
+        );
+        let prompt_file = a.prompt_file.as_deref().map(|p| resolve(project_dir, p));
+        if kind != Kind::Loop {
+            if let Some(p) = &prompt_file {
+                if !p.is_file() {
+                    c.error(
+                        &at("prompt_file"),
+                        format!("{who}: prompt_file {} does not exist", p.display()),
+                    );
+                }
+            }
+        }
+        let wake = a.wake.as_ref().map(|w| Wake {
+            interval: dur(&w.interval, secs(3600)),
+            prompt_file: resolve(project_dir, w.prompt_file.as_deref().unwrap_or("")),
+        });
+        if let Some(w) = &wake {
+            if !w.prompt_file.is_file() {
+                c.warn(
+                    &at("wake"),
+                    format!(
+                        "{who}: wake prompt_file {} does not exist; wakes will be skipped",
+                        w.prompt_file.display()
+                    ),
+                );
+            }
+        }
+        let mut env = d.env.clone().unwrap_or_default();
+        env.extend(k.env.clone().unwrap_or_default());
+        agents.push(Agent {
+            name,
+            kind,
+            role: a.role.clone().filter(|r| !r.is_empty()),
+            backend,
+            model,
+            session,
+            dir,
+            watch,
+            enabled: k.enabled.or(d.enabled).unwrap_or(true),
+            resume: k.resume.or(d.resume).unwrap_or(false),
+            prompt: a.prompt.clone(),
+            prompt_file,
+            wake,
+            env,
+        });
+    }
+    agents
+}
+
+fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn build_services(
+    c: &mut Checker<'_>,
+    raw: &RawConfig,
+    project_dir: &Path,
+    prefix: &str,
+    agents: &[Agent],
+) -> Vec<Service> {
+    let mut seen: BTreeSet<String> = agents.iter().map(|a| a.name.clone()).collect();
+    let mut services = Vec::new();
+    for (i, s) in raw.service.iter().enumerate() {
+        let at = |key| [Seg::Key("service"), Seg::Index(i), Seg::Key(key)];
+        let Some(name) = s.name.clone().filter(|n| !n.is_empty()) else {
+            c.error(
+                &[Seg::Key("service"), Seg::Index(i)],
+                format!("[[service]] number {} has no name", i + 1),
+            );
+            continue;
+        };
+        if !seen.insert(name.clone()) {
+            c.error(
+                &at("name"),
+                format!("service {name}: the name is already used by another agent or service"),
+            );
+        }
+        let command = s.command.clone().unwrap_or_default();
+        if command.trim().is_empty() {
+            c.error(
+                &[Seg::Key("service"), Seg::Index(i)],
+                format!("service {name} has no command"),
+            );
+        }
+        let session = format!("{prefix}{name}");
+        check_session(c, &at("name"), &format!("service {name}"), &session);
+        let mut env = raw.defaults.agent.env.clone().unwrap_or_default();
+        env.extend(s.env.clone().unwrap_or_default());
+        services.push(Service {
+            dir: resolve(project_dir, s.dir.as_deref().unwrap_or(".")),
+            name,
+            command,
+            session,
+            enabled: s.enabled.unwrap_or(true),
+            env,
+        });
+    }
+    services
+}
+
+fn build_loop(c: &mut Checker<'_>, l: &RawLoop, project_dir: &Path, agents: &[Agent]) -> LoopCfg {
+    let roles_dir = resolve(project_dir, l.roles_dir.as_deref().unwrap_or("prompts"));
+    let kickoff_template = l
+        .kickoff_template
+        .as_deref()
+        .map(|p| resolve(project_dir, p));
+    if let Some(t) = &kickoff_template {
+        if !t.is_file() {
+            c.error(
+                &[Seg::Key("loop"), Seg::Key("kickoff_template")],
+                format!("[loop].kickoff_template {} does not exist", t.display()),
+            );
+        }
+    }
+    for (i, a) in agents
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.kind == Kind::Loop)
+    {
+        let at = [Seg::Key("agent"), Seg::Index(i), Seg::Key("role")];
+        match &a.role {
+            None => c.error(
+                &[Seg::Key("agent"), Seg::Index(i)],
+                format!(
+                    "agent {}: a loop agent needs a role (its prompt is <roles_dir>/<role>.md)",
+                    a.name
+                ),
+            ),
+            Some(role) => {
+                let file = roles_dir.join(format!("{role}.md"));
+                if !file.is_file() {
+                    c.error(
+                        &at,
+                        format!(
+                            "agent {}: role prompt {} does not exist",
+                            a.name,
+                            file.display()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let mut phases = Vec::new();
+    let mut ids = BTreeSet::new();
+    for (i, p) in l.phases.iter().enumerate() {
+        let at = [Seg::Key("loop"), Seg::Key("phases"), Seg::Index(i)];
+        let id = p.id.clone().unwrap_or_default();
+        let status = p.status.clone().unwrap_or_default();
+        if id.is_empty() {
+            c.error(&at, format!("[loop].phases[{i}] has no id"));
+        } else if !ids.insert(id.clone()) {
+            c.error(
+                &at,
+                format!("[loop].phases[{i}]: phase id {id:?} is used twice"),
+            );
+        }
+        if status.is_empty() {
+            c.error(&at, format!("[loop].phases[{i}] ({id}) has no status file"));
+        }
+        phases.push(Phase {
+            id,
+            plan: p.plan.clone().unwrap_or_default(),
+            status,
+            models: p.models.clone(),
+        });
+    }
+    let names: BTreeSet<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+    let handoff = l.handoff.as_ref().map(|h| {
+        let at = |key| [Seg::Key("loop"), Seg::Key("handoff"), Seg::Key(key)];
+        let claim_pings = h.claim_pings.clone().unwrap_or_else(|| "adversary".into());
+        let review_pings = h.review_pings.clone().unwrap_or_else(|| "builder".into());
+        for (key, target) in [("claim_pings", &claim_pings), ("review_pings", &review_pings)] {
+            if !names.contains(target.as_str()) {
+                c.warn(&at(key), format!("[loop.handoff].{key} names {target:?}, which is not an agent; its pings go nowhere"));
+            }
+        }
+        let pattern = |c: &mut Checker<'_>, key, value: &Option<String>, default: &str| {
+            let text = value.as_deref().unwrap_or(default);
+            c.regex(&at(key), &format!("[loop.handoff].{key}"), Some(text))
+                .unwrap_or_else(|| Regex::new("$^").expect("constant regex"))
+        };
+        Handoff {
+            repo: canonical(resolve(project_dir, h.repo.as_deref().unwrap_or("."))),
+            state_subdir: h.state_subdir.clone().unwrap_or_else(|| "machine-docs".into()),
+            claim_pattern: pattern(c, "claim_pattern", &h.claim_pattern, "^claim"),
+            review_pattern: pattern(c, "review_pattern", &h.review_pattern, "^review"),
+            claim_pings,
+            review_pings,
+            inboxes: h.inboxes.clone().unwrap_or_default(),
+        }
+    });
+    let on_complete = l.on_complete.as_ref().and_then(|o| {
+        let at = [Seg::Key("loop"), Seg::Key("on_complete"), Seg::Key("run")];
+        let run = o.run.clone().unwrap_or_default();
+        if run.is_empty() {
+            c.error(&at, "[loop.on_complete].run is required: the task agent to launch when the last phase is done".into());
+            return None;
+        }
+        if !names.contains(run.as_str()) {
+            c.error(&at, format!("[loop.on_complete].run names {run:?}, which is not an agent"));
+        }
+        Some(OnComplete {
+            run,
+            trigger_file: o.trigger_file.clone().unwrap_or_else(|| ".run-on-complete".into()),
+        })
+    });
+    LoopCfg {
+        state_file: l.state_file.clone().unwrap_or_else(|| "phase-idx".into()),
+        done_marker: l.done_marker.clone().unwrap_or_else(|| "## DONE".into()),
+        kickoff_template,
+        roles_dir,
+        auto_advance: l.auto_advance.unwrap_or(true),
+        resume_phase: l.resume_phase.unwrap_or(true),
+        phases,
+        handoff,
+        on_complete,
+    }
+}
