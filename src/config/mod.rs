@@ -54,6 +54,16 @@ pub fn load(path: &Path, opts: LoadOptions) -> Result<Loaded> {
 
 /// Load a config from text; `path` names the file in messages and anchors relative paths.
 pub fn load_str(text: &str, path: &Path, opts: LoadOptions) -> Result<Loaded> {
+    load_str_with_env(text, path, opts, &|k| std::env::var(k).ok())
+}
+
+/// `load_str` with the environment given as a lookup function (tests use a fixed one).
+pub fn load_str_with_env(
+    text: &str,
+    path: &Path,
+    opts: LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded> {
     let shown = path.display().to_string();
     let at = |span: Option<std::ops::Range<usize>>, message: &str| match span {
         Some(s) => {
@@ -79,7 +89,12 @@ pub fn load_str(text: &str, path: &Path, opts: LoadOptions) -> Result<Loaded> {
         Error::Config(at(e.span(), &message))
     })?;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
-    let built = validate::build(raw, doc.get_ref(), &absolute, opts.env_overrides);
+    let built = validate::build(
+        raw,
+        doc.get_ref(),
+        &absolute,
+        opts.env_overrides.then_some(env),
+    );
 
     let mut errors: Vec<String> = built
         .errors

@@ -65,8 +65,11 @@ fn dur(v: &Option<Seconds>, default: Duration) -> Duration {
     v.map_or(default, |s| s.0)
 }
 
+/// Looks up an environment variable (injected so tests need not touch the process env).
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// Build the typed config from the raw one. `path` is the absolute config file.
-pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env_overrides: bool) -> Built {
+pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLookup<'_>>) -> Built {
     let mut c = Checker {
         doc,
         errors: Vec::new(),
@@ -121,14 +124,7 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env_overrides: bool
         }
     }
 
-    let agents = build_agents(
-        &mut c,
-        &raw,
-        &project_dir,
-        &session_prefix,
-        &backends,
-        env_overrides,
-    );
+    let agents = build_agents(&mut c, &raw, &project_dir, &session_prefix, &backends, env);
     let services = build_services(&mut c, &raw, &project_dir, &session_prefix, &agents);
     let loop_ = raw
         .loop_
@@ -232,7 +228,7 @@ fn build_agents(
     project_dir: &Path,
     prefix: &str,
     backends: &BTreeMap<String, Backend>,
-    env_overrides: bool,
+    env_overrides: Option<EnvLookup<'_>>,
 ) -> Vec<Agent> {
     let d = &raw.defaults.agent;
     let mut seen = BTreeSet::new();
@@ -289,11 +285,11 @@ fn build_agents(
             .clone()
             .or_else(|| d.model.clone())
             .unwrap_or_default();
-        if env_overrides {
-            if let Ok(m) = std::env::var(format!("AGENT_MODEL_{name}")) {
+        if let Some(env) = env_overrides {
+            if let Some(m) = env(&format!("AGENT_MODEL_{name}")).filter(|m| !m.is_empty()) {
                 model = m;
             }
-            if let Ok(b) = std::env::var(format!("AGENT_BACKEND_{name}")) {
+            if let Some(b) = env(&format!("AGENT_BACKEND_{name}")).filter(|b| !b.is_empty()) {
                 backend = b;
             }
         }
@@ -322,30 +318,27 @@ fn build_agents(
             k.dir.as_deref().or(d.dir.as_deref()).unwrap_or("."),
         );
         let prompt_file = a.prompt_file.as_deref().map(|p| resolve(project_dir, p));
-        if kind != Kind::Loop {
-            if let Some(p) = &prompt_file {
-                if !p.is_file() {
-                    c.error(
-                        &at("prompt_file"),
-                        format!("{who}: prompt_file {} does not exist", p.display()),
-                    );
-                }
-            }
+        if let Some(p) = prompt_file
+            .as_ref()
+            .filter(|p| kind != Kind::Loop && !p.is_file())
+        {
+            c.error(
+                &at("prompt_file"),
+                format!("{who}: prompt_file {} does not exist", p.display()),
+            );
         }
         let wake = a.wake.as_ref().map(|w| Wake {
             interval: dur(&w.interval, secs(3600)),
             prompt_file: resolve(project_dir, w.prompt_file.as_deref().unwrap_or("")),
         });
-        if let Some(w) = &wake {
-            if !w.prompt_file.is_file() {
-                c.warn(
-                    &at("wake"),
-                    format!(
-                        "{who}: wake prompt_file {} does not exist; wakes will be skipped",
-                        w.prompt_file.display()
-                    ),
-                );
-            }
+        if let Some(w) = wake.as_ref().filter(|w| !w.prompt_file.is_file()) {
+            c.warn(
+                &at("wake"),
+                format!(
+                    "{who}: wake prompt_file {} does not exist; wakes will be skipped",
+                    w.prompt_file.display()
+                ),
+            );
         }
         let mut env = d.env.clone().unwrap_or_default();
         env.extend(k.env.clone().unwrap_or_default());
@@ -430,13 +423,11 @@ fn build_loop(c: &mut Checker<'_>, l: &RawLoop, project_dir: &Path, agents: &[Ag
         .kickoff_template
         .as_deref()
         .map(|p| resolve(project_dir, p));
-    if let Some(t) = &kickoff_template {
-        if !t.is_file() {
-            c.error(
-                &[Seg::Key("loop"), Seg::Key("kickoff_template")],
-                format!("[loop].kickoff_template {} does not exist", t.display()),
-            );
-        }
+    if let Some(t) = kickoff_template.as_ref().filter(|t| !t.is_file()) {
+        c.error(
+            &[Seg::Key("loop"), Seg::Key("kickoff_template")],
+            format!("[loop].kickoff_template {} does not exist", t.display()),
+        );
     }
     for (i, a) in agents
         .iter()
