@@ -154,8 +154,10 @@ fn first_line(file: &mut File) -> String {
         )
 }
 
+/// Open the repository containing `repo` (searching upward, like `git -C <repo>`), one per
+/// call: `Repository` is not `Sync`.
 fn open(repo: &Path) -> Result<Repository, GitError> {
-    Repository::open(repo).map_err(|source| GitError::Open {
+    Repository::discover(repo).map_err(|source| GitError::Open {
         repo: repo.to_path_buf(),
         source,
     })

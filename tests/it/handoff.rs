@@ -31,7 +31,14 @@ fn fetch_sees_a_commit_pushed_by_another_clone() {
         "no fetch yet"
     );
     handoff::fetch(&watch, FETCH_TIMEOUT).unwrap();
-    assert_eq!(handoff::tip(&watch, ORIGIN_MAIN).unwrap(), Some(pushed));
+    assert_eq!(
+        handoff::tip(&watch, ORIGIN_MAIN).unwrap(),
+        Some(pushed.clone())
+    );
+    // Like `git -C`, a subdirectory of the clone names the clone.
+    let sub = watch.join("docs");
+    std::fs::create_dir(&sub).unwrap();
+    assert_eq!(handoff::tip(&sub, ORIGIN_MAIN).unwrap(), Some(pushed));
 }
 
 #[test]
