@@ -1,2 +1,209 @@
-//! (stub) events
-//! filled in by its issue.
+//! events: the `<log_dir>/events.jsonl` contract — one JSON object a line,
+//! `{"ts": RFC 3339, "event": NAME, ...fields}`, appended atomically; the event names.
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::Value;
+
+/// The event log's file name inside the log dir.
+pub const EVENTS_FILE: &str = "events.jsonl";
+
+pub const AGENT_STARTED: &str = "agent_started";
+pub const AGENT_STOPPED: &str = "agent_stopped";
+/// Fields: `agent` (who was pinged), `reason` = claim|review|inbox|wake|limit_probe.
+pub const PING: &str = "ping";
+/// Fields: `from`, `to`.
+pub const PHASE_ADVANCED: &str = "phase_advanced";
+pub const SEQUENCE_COMPLETE: &str = "sequence_complete";
+/// Fields: `agent`, `reason` = gone|mismatch|fatal|stall.
+pub const HEALED: &str = "healed";
+/// Fields: `agent`, `until`.
+pub const LIMIT_HIT: &str = "limit_hit";
+pub const LIMIT_LIFTED: &str = "limit_lifted";
+pub const CONFIG_ERROR: &str = "config_error";
+pub const FETCH_ERROR: &str = "fetch_error";
+pub const WATCHDOG_STARTED: &str = "watchdog_started";
+pub const WATCHDOG_STOPPED: &str = "watchdog_stopped";
+
+/// Every event name DESIGN.md defines.
+pub const ALL: &[&str] = &[
+    AGENT_STARTED,
+    AGENT_STOPPED,
+    PING,
+    PHASE_ADVANCED,
+    SEQUENCE_COMPLETE,
+    HEALED,
+    LIMIT_HIT,
+    LIMIT_LIFTED,
+    CONFIG_ERROR,
+    FETCH_ERROR,
+    WATCHDOG_STARTED,
+    WATCHDOG_STOPPED,
+];
+
+/// Appends events to `<log_dir>/events.jsonl`.
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    path: PathBuf,
+}
+
+impl EventLog {
+    /// The event log of `log_dir` (created if missing; the file itself on first append).
+    pub fn open(log_dir: &Path) -> io::Result<EventLog> {
+        fs::create_dir_all(log_dir)?;
+        Ok(EventLog {
+            path: log_dir.join(EVENTS_FILE),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append `{"ts": now, "event": event, ...fields}` as one line with one write on an
+    /// O_APPEND file, so concurrent writers never interleave within a line. `fields` should be
+    /// an object (its `ts`/`event` keys are ignored); null adds nothing; any other value is
+    /// stored under `data`.
+    pub fn append(&self, event: &str, fields: Value) -> io::Result<()> {
+        let line = render_line(&now_rfc3339(), event, fields)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        file.write_all(line.as_bytes())
+    }
+
+    /// This log's events from line `line_no` (0-based) on; see [`read_since`].
+    pub fn read_since(&self, line_no: usize) -> Vec<(usize, Value)> {
+        read_since(&self.path, line_no)
+    }
+}
+
+fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// One event line, `ts` and `event` first, ending in a newline.
+fn render_line(ts: &str, event: &str, fields: Value) -> io::Result<String> {
+    let mut line = format!("{{\"ts\":{},\"event\":{}", enc(ts)?, enc(event)?);
+    let fields = match fields {
+        Value::Object(map) => map,
+        Value::Null => serde_json::Map::new(),
+        other => serde_json::Map::from_iter([("data".to_string(), other)]),
+    };
+    for (key, value) in fields {
+        if key == "ts" || key == "event" {
+            continue;
+        }
+        line.push(',');
+        line.push_str(&enc(&key)?);
+        line.push(':');
+        line.push_str(&enc(&value)?);
+    }
+    line.push_str("}\n");
+    Ok(line)
+}
+
+fn enc<T: serde::Serialize + ?Sized>(value: &T) -> io::Result<String> {
+    serde_json::to_string(value).map_err(io::Error::other)
+}
+
+/// The events in the file at `path` from line `line_no` (0-based) on, each with its line
+/// number. A missing file gives nothing; blank, garbled or non-object lines are skipped (the
+/// watchdog may be mid-write, or someone edited the file).
+pub fn read_since(path: &Path, line_no: usize) -> Vec<(usize, Value)> {
+    let Ok(bytes) = fs::read(path) else {
+        return Vec::new();
+    };
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .skip(line_no)
+        .filter_map(|(n, line)| match serde_json::from_slice::<Value>(line) {
+            Ok(v @ Value::Object(_)) => Some((n, v)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn appended_events_read_back_with_ts_event_and_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("logs")).unwrap();
+        log.append(PING, json!({"agent": "adversary", "reason": "claim"}))
+            .unwrap();
+        log.append(PHASE_ADVANCED, json!({"from": 0, "to": 1}))
+            .unwrap();
+        let events = log.read_since(0);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].0, 0);
+        assert_eq!(events[0].1["event"], "ping");
+        assert_eq!(events[0].1["agent"], "adversary");
+        assert_eq!(events[1].1["to"], 1);
+        let ts = events[0].1["ts"].as_str().unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok(), "{ts}");
+        assert_eq!(log.read_since(1).len(), 1);
+        assert_eq!(log.read_since(1)[0].0, 1);
+    }
+
+    #[test]
+    fn each_event_is_one_line_starting_with_ts_then_event() {
+        let line = render_line("T", "healed", json!({"reason": "a\nb", "event": "x"})).unwrap();
+        assert_eq!(
+            line,
+            "{\"ts\":\"T\",\"event\":\"healed\",\"reason\":\"a\\nb\"}\n"
+        );
+        let line = render_line("T", "x", json!([1])).unwrap();
+        assert_eq!(line, "{\"ts\":\"T\",\"event\":\"x\",\"data\":[1]}\n");
+    }
+
+    #[test]
+    fn garbled_lines_are_skipped_and_line_numbers_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(EVENTS_FILE);
+        fs::write(
+            &path,
+            "{\"event\":\"a\"}\nnot json\n[1]\n\n{\"event\":\"b\"}\n{\"ev",
+        )
+        .unwrap();
+        let got: Vec<_> = read_since(&path, 0).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(got, vec![0, 4]);
+        assert!(read_since(&dir.path().join("missing"), 0).is_empty());
+    }
+
+    #[test]
+    fn concurrent_appenders_never_interleave_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        let big = "x".repeat(2000);
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (log, big) = (log.clone(), big.clone());
+                s.spawn(move || {
+                    for i in 0..50 {
+                        log.append(PING, json!({"t": t, "i": i, "pad": big}))
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let text = fs::read_to_string(log.path()).unwrap();
+        assert_eq!(text.lines().count(), 200);
+        assert_eq!(log.read_since(0).len(), 200);
+    }
+
+    #[test]
+    fn every_design_event_name_is_listed_once() {
+        let mut names = ALL.to_vec();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 12);
+    }
+}
