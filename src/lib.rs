@@ -6,6 +6,7 @@ pub mod config;
 pub mod detect;
 pub mod error;
 pub mod events;
+pub mod fleet;
 pub mod handoff;
 pub mod phase;
 pub mod sim;

@@ -1,2 +1,107 @@
-//! (stub) phase
-//! filled in by its issue.
+//! The phase machine: which phase is current (the phase-idx file), whether its STATUS file says
+//! DONE, and the pure decision of what a heavy tick does about it.
+use std::path::PathBuf;
+
+use crate::config::{Config, Phase};
+use crate::{Error, Result, handoff, state};
+
+/// The current phase index, clamped to the configured phases (missing or garbage file = 0).
+pub fn current_index(cfg: &Config) -> usize {
+    let n = cfg.phases().len();
+    state::read_index(&cfg.phase_index_file()).min(n.saturating_sub(1))
+}
+
+/// The current phase, if the config has phases.
+pub fn current(cfg: &Config) -> Option<&Phase> {
+    cfg.phases().get(current_index(cfg))
+}
+
+/// Move the phase index (bounds-checked). Returns the phase now current.
+pub fn set_index(cfg: &Config, index: usize) -> Result<&Phase> {
+    let phases = cfg.phases();
+    let Some(phase) = phases.get(index) else {
+        return Err(Error::Usage(match phases.len() {
+            0 => "the config has no [loop].phases".to_string(),
+            n => format!("phase {index} does not exist: the config has {n} phases, numbered 0 to {}", n - 1),
+        }));
+    };
+    let file = cfg.phase_index_file();
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|e| Error::io(&cfg.state_dir, "creating the state folder", e))?;
+    state::write_index(&file, index).map_err(|e| Error::io(&file, "writing the phase index", e))?;
+    Ok(phase)
+}
+
+/// The repo whose origin/main is watched and whose working tree holds the STATUS files.
+pub fn handoff_repo(cfg: &Config) -> PathBuf {
+    cfg.loop_
+        .as_ref()
+        .and_then(|l| l.handoff.as_ref())
+        .map_or_else(|| cfg.project_dir.clone(), |h| h.repo.clone())
+}
+
+fn state_subdir(cfg: &Config) -> &str {
+    cfg.loop_
+        .as_ref()
+        .and_then(|l| l.handoff.as_ref())
+        .map_or("machine-docs", |h| h.state_subdir.as_str())
+}
+
+/// The text of a phase's STATUS file: `<repo>/<state_subdir>/<status>` or `<repo>/<status>` in the
+/// working tree, else the same paths at origin/main (agents working in their own clones).
+pub fn status_text(cfg: &Config, phase: &Phase) -> Option<String> {
+    let repo = handoff_repo(cfg);
+    let sub = state_subdir(cfg);
+    for path in [repo.join(sub).join(&phase.status), repo.join(&phase.status)] {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return Some(text);
+        }
+    }
+    match handoff::show_pushed(&repo, sub, &phase.status) {
+        Ok(Some(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        _ => None,
+    }
+}
+
+/// True when the phase's STATUS file has the done marker followed by a real body.
+pub fn is_done(cfg: &Config, phase: &Phase) -> bool {
+    let marker = cfg.loop_.as_ref().map_or("## DONE", |l| l.done_marker.as_str());
+    status_text(cfg, phase).is_some_and(|t| crate::detect::done_in(&t, marker))
+}
+
+/// What a heavy tick does about the phase sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The current phase is not done (or auto-advance is off).
+    Stay,
+    /// Stop the loops, move to phase `to`, start them again.
+    Advance { from: usize, to: usize },
+    /// The last phase is done: stop the loops, mark the sequence complete, run on_complete.
+    Complete,
+    /// Already marked complete: nothing to do.
+    AlreadyComplete,
+}
+
+/// The pure transition rule.
+pub fn next_step(index: usize, count: usize, done: bool, marked_complete: bool) -> Step {
+    match (done, index + 1 < count) {
+        (false, _) => Step::Stay,
+        (true, true) => Step::Advance { from: index, to: index + 1 },
+        (true, false) if marked_complete => Step::AlreadyComplete,
+        (true, false) => Step::Complete,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_rule() {
+        assert_eq!(next_step(0, 2, false, false), Step::Stay);
+        assert_eq!(next_step(0, 2, true, false), Step::Advance { from: 0, to: 1 });
+        assert_eq!(next_step(1, 2, true, false), Step::Complete);
+        assert_eq!(next_step(1, 2, true, true), Step::AlreadyComplete);
+        // A phase appended after completion: the done last phase now advances.
+        assert_eq!(next_step(1, 3, true, true), Step::Advance { from: 1, to: 2 });
+    }
+}
