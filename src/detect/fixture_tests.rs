@@ -90,6 +90,28 @@ fn every_fixture_is_classified_as_its_index_says() {
 }
 
 #[test]
+fn every_capture_on_disk_is_listed_in_the_index() {
+    let dir = fixtures_dir();
+    let index = std::fs::read_to_string(dir.join("INDEX.md")).unwrap();
+    let listed: std::collections::BTreeSet<String> =
+        index_rows(&index).into_iter().map(|(f, _)| f).collect();
+    let mut unlisted = Vec::new();
+    for cli in ["claude", "codex", "gemini", "opencode"] {
+        for entry in std::fs::read_dir(dir.join(cli)).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            let rel = format!("{cli}/{name}");
+            if name.ends_with(".txt") && !listed.contains(&rel) {
+                unlisted.push(rel);
+            }
+        }
+    }
+    assert!(
+        unlisted.is_empty(),
+        "captures with no class in INDEX.md: {unlisted:?}"
+    );
+}
+
+#[test]
 fn index_parser_reads_file_and_bold_class_cells_only() {
     let md = "| file | x | class |\n|---|---|---|\n| `a/b.txt` | 1s | **busy** |\n| (c.txt) | 1s | - |\n| `a/{x,y}.txt` | cmd | **busy** never |\n";
     assert_eq!(

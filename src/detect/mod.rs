@@ -99,6 +99,18 @@ pub fn screen_active(pane: &str, active_re: Option<&Regex>, footer_ui: bool) -> 
     }
 }
 
+/// True when the pane shows a usage-limit banner (`limit_re` matches anywhere) and the agent is
+/// not working ([`screen_active`] is false): the reference tool's "limited now" test. A
+/// banner left in the transcript while the agent works again does not count.
+pub fn screen_limited(
+    pane: &str,
+    limit_re: Option<&Regex>,
+    active_re: Option<&Regex>,
+    footer_ui: bool,
+) -> bool {
+    limit_re.is_some_and(|re| re.is_match(pane)) && !screen_active(pane, active_re, footer_ui)
+}
+
 static ANSI_RE: LazyLock<Regex> = LazyLock::new(|| {
     // CSI (SGR, cursor moves, bracketed-paste markers), OSC/APC/DCS strings ended by BEL or ST,
     // then any other two-byte escape.
@@ -151,6 +163,23 @@ mod tests {
         let mut stale = String::from(" ⬝⬝⬝■■ esc interrupt\n");
         stale.push_str(&"y\n".repeat(10));
         assert!(!screen_active(&stale, Some(&re("esc interrupt")), true));
+    }
+
+    #[test]
+    fn limit_banner_counts_only_while_the_agent_is_not_working() {
+        let limit = re("usage limit|limit reached");
+        let active = re("esc to interrupt");
+        let idle = "⎿ 5-hour limit reached ∙ resets 5am\n❯ \n";
+        let working = "⎿ 5-hour limit reached ∙ resets 5am\n✻ Working… (esc to interrupt)\n";
+        assert!(screen_limited(idle, Some(&limit), Some(&active), false));
+        assert!(!screen_limited(working, Some(&limit), Some(&active), false));
+        assert!(!screen_limited(
+            "all good\n",
+            Some(&limit),
+            Some(&active),
+            false
+        ));
+        assert!(!screen_limited(idle, None, Some(&active), false));
     }
 
     #[test]

@@ -78,6 +78,20 @@ fn unknown_zone_falls_back_to_local() {
 }
 
 #[test]
+fn older_claude_will_reset_at_with_zone() {
+    let pane = "Claude usage limit reached. Your limit will reset at 3pm (Europe/Berlin).";
+    assert_eq!(parsed(pane), at("2026-06-16T15:00:00+02:00"));
+}
+
+#[test]
+fn try_again_at_a_bare_time() {
+    assert_eq!(
+        parsed("Try again at 10:57 PM."),
+        at("2026-06-15T22:57:00-07:00")
+    );
+}
+
+#[test]
 fn month_day_and_time() {
     assert_eq!(
         parsed("You've hit your weekly limit · resets Jun 16, 10pm"),
