@@ -140,7 +140,12 @@ fn claude_live_spinner_is_busy_without_esc_to_interrupt() {
 
 #[test]
 fn claude_stale_spinner_or_finished_summary_is_idle() {
-    for line in ["✻ Cogitating…", "✻ Worked for 2m 28s", "✻ Cooked for 1m 3s"] {
+    for line in [
+        "✻ Cogitating…",
+        "✻ Worked for 2m 28s",
+        "✻ Cooked for 1m 3s",
+        "* Loading… (3 files)",
+    ] {
         let screen = format!("❯ do it\n● Done.\n{line}\n{CLAUDE_IDLE_TAIL}");
         assert_eq!(
             class("claude-code", &screen),
