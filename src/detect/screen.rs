@@ -1,0 +1,257 @@
+//! The screen classifier: ordered, data-driven rules (first match wins) that name the state an
+//! agent CLI's pane is in, with built-in rule sets for the known CLIs loaded from rules.toml.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, FixedOffset};
+use regex::{Regex, RegexBuilder};
+use serde::Deserialize;
+
+use super::{DetectError, bottom_rows, parse_reset, strip_ansi, trim_trailing_blank_rows};
+
+/// What an agent CLI's screen shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScreenState {
+    /// Blank, or a "restarting" notice: the CLI has not drawn its UI yet.
+    Starting,
+    /// A first-run dialog (theme, "use this API key?").
+    Onboarding,
+    /// "Do you trust this folder?"
+    TrustPrompt,
+    /// A permission / bypass-mode / tool-approval confirmation.
+    PermissionPrompt,
+    /// A sign-in menu, key box or "not logged in".
+    LoginRequired,
+    /// The input box, waiting for the user.
+    IdleInput,
+    /// A turn is running (spinner, "esc to interrupt", retrying).
+    Busy,
+    /// The credentials were refused (invalid key, 401).
+    AuthError,
+    /// A turn, login or start-up ended on a network error.
+    NetworkError,
+    /// A usage or rate limit banner.
+    RateLimited,
+    /// The process has exited (tmux's "Pane is dead", a goodbye screen).
+    Exited,
+    /// Non-empty, but no rule matched.
+    Unknown,
+}
+
+impl ScreenState {
+    pub const ALL: [ScreenState; 12] = [
+        ScreenState::Starting,
+        ScreenState::Onboarding,
+        ScreenState::TrustPrompt,
+        ScreenState::PermissionPrompt,
+        ScreenState::LoginRequired,
+        ScreenState::IdleInput,
+        ScreenState::Busy,
+        ScreenState::AuthError,
+        ScreenState::NetworkError,
+        ScreenState::RateLimited,
+        ScreenState::Exited,
+        ScreenState::Unknown,
+    ];
+
+    /// The snake_case name used in rule files, fixtures and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScreenState::Starting => "starting",
+            ScreenState::Onboarding => "onboarding",
+            ScreenState::TrustPrompt => "trust_prompt",
+            ScreenState::PermissionPrompt => "permission_prompt",
+            ScreenState::LoginRequired => "login_required",
+            ScreenState::IdleInput => "idle_input",
+            ScreenState::Busy => "busy",
+            ScreenState::AuthError => "auth_error",
+            ScreenState::NetworkError => "network_error",
+            ScreenState::RateLimited => "rate_limited",
+            ScreenState::Exited => "exited",
+            ScreenState::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for ScreenState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ScreenState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ScreenState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ScreenState::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown screen state {s:?} (one of: {})", names.join(", "))
+            })
+    }
+}
+
+/// One classifier rule: when `pattern` matches the screen (or only its last `rows` rows,
+/// counted after trailing blank rows are dropped), the screen is in `state`.
+#[derive(Debug, Clone)]
+pub struct ScreenRule {
+    /// A short label for logs; defaults to the pattern text.
+    pub name: String,
+    pub state: ScreenState,
+    /// Compiled multi-line (`^`/`$` match at line ends); use `(?i)` for case-insensitivity.
+    pub pattern: Regex,
+    pub rows: Option<usize>,
+}
+
+impl ScreenRule {
+    /// A rule from its parts; the pattern is compiled multi-line.
+    pub fn new(
+        state: ScreenState,
+        pattern: &str,
+        rows: Option<usize>,
+    ) -> Result<Self, DetectError> {
+        let compiled = RegexBuilder::new(pattern)
+            .multi_line(true)
+            .build()
+            .map_err(|source| DetectError::Pattern {
+                pattern: pattern.to_owned(),
+                source: Box::new(source),
+            })?;
+        Ok(ScreenRule {
+            name: pattern.to_owned(),
+            state,
+            pattern: compiled,
+            rows,
+        })
+    }
+
+    fn matches(&self, screen: &str) -> bool {
+        match self.rows {
+            Some(n) => self.pattern.is_match(bottom_rows(screen, n)),
+            None => self.pattern.is_match(screen),
+        }
+    }
+}
+
+/// The classifier's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classification {
+    pub state: ScreenState,
+    /// The name of the rule that matched (`None` for an unmatched screen).
+    pub rule: Option<String>,
+    /// For `RateLimited`: the reset time read from the screen, if any.
+    pub reset: Option<DateTime<FixedOffset>>,
+}
+
+/// Classify `screen` (escapes are stripped first): an empty screen is `Starting`; otherwise
+/// the first rule that matches wins; nothing matching is `Unknown`.
+pub fn classify(screen: &str, rules: &[ScreenRule], now: DateTime<FixedOffset>) -> Classification {
+    let plain = strip_ansi(screen);
+    let text = trim_trailing_blank_rows(&plain);
+    if text.trim().is_empty() {
+        return Classification {
+            state: ScreenState::Starting,
+            rule: Some("empty screen".to_owned()),
+            reset: None,
+        };
+    }
+    match rules.iter().find(|r| r.matches(text)) {
+        Some(rule) => Classification {
+            state: rule.state,
+            rule: Some(rule.name.clone()),
+            reset: (rule.state == ScreenState::RateLimited)
+                .then(|| parse_reset(text, now))
+                .flatten(),
+        },
+        None => Classification {
+            state: ScreenState::Unknown,
+            rule: None,
+            reset: None,
+        },
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    state: String,
+    pattern: String,
+    rows: Option<usize>,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPreset {
+    #[serde(default)]
+    aliases: Vec<String>,
+    rules: Vec<RawRule>,
+}
+
+/// Parse a rule file: one table per preset, `[[<preset>.rules]]` entries with `state`,
+/// `pattern`, optional `rows` and `name`, and an optional `<preset>.aliases` list. The map
+/// holds every preset under its name and each alias. `source_name` is for error messages.
+pub fn parse_rules_toml(
+    text: &str,
+    source_name: &str,
+) -> Result<BTreeMap<String, Vec<ScreenRule>>, DetectError> {
+    let raw: BTreeMap<String, RawPreset> =
+        toml::from_str(text).map_err(|e| DetectError::RulesToml {
+            source_name: source_name.to_owned(),
+            message: e.to_string(),
+        })?;
+    let mut out = BTreeMap::new();
+    for (preset, body) in raw {
+        let mut rules = Vec::with_capacity(body.rules.len());
+        for (index, r) in body.rules.into_iter().enumerate() {
+            let fail = |message: String| DetectError::Rule {
+                source_name: source_name.to_owned(),
+                preset: preset.clone(),
+                index,
+                message,
+            };
+            let state: ScreenState = r.state.parse().map_err(fail)?;
+            let mut rule = ScreenRule::new(state, r.pattern.trim(), r.rows)
+                .map_err(|e| fail(e.to_string()))?;
+            if let Some(name) = r.name {
+                rule.name = name;
+            }
+            rules.push(rule);
+        }
+        for alias in body.aliases {
+            out.insert(alias, rules.clone());
+        }
+        out.insert(preset, rules);
+    }
+    Ok(out)
+}
+
+const BUILTIN_TOML: &str = include_str!("rules.toml");
+
+/// The canonical names of the built-in presets (aliases such as `claude` also resolve).
+const PRESETS: [&str; 5] = ["claude-code", "codex", "opencode", "gemini-cli", "generic"];
+
+static BUILTIN: LazyLock<BTreeMap<String, Vec<ScreenRule>>> = LazyLock::new(|| {
+    parse_rules_toml(BUILTIN_TOML, "src/detect/rules.toml (built in)")
+        .unwrap_or_else(|e| panic!("the built-in screen rules are broken: {e}"))
+});
+
+/// The built-in presets' canonical names: `claude-code`, `codex`, `opencode`, `gemini-cli`,
+/// and `generic` (the fallback for any other command).
+pub fn builtin_presets() -> &'static [&'static str] {
+    &PRESETS
+}
+
+/// The built-in rules for `preset` (a canonical name or alias such as `claude`, `gemini`).
+pub fn builtin_rules(preset: &str) -> Option<Vec<ScreenRule>> {
+    BUILTIN.get(preset).cloned()
+}
+
+#[cfg(test)]
+#[path = "screen_tests.rs"]
+mod tests;
