@@ -7,7 +7,12 @@ use clap::{Parser, Subcommand};
 
 use crate::Result;
 
+mod down;
 mod init;
+mod logs;
+mod phase;
+mod status;
+mod up;
 mod validate;
 
 pub use init::scaffold;
@@ -43,6 +48,49 @@ pub enum Verb {
         /// The project folder to scaffold.
         dir: Option<PathBuf>,
     },
+    /// Start enabled agents, services and the watchdog (or just NAME...); running sessions are left alone.
+    ///
+    /// Example: orch up            (everything)
+    /// Example: orch up builder    (one agent)
+    Up {
+        /// Agents, services or "watchdog".
+        names: Vec<String>,
+    },
+    /// Stop agents, services and the watchdog (or just NAME...).
+    ///
+    /// Example: orch down adversary
+    Down {
+        /// Agents, services or "watchdog".
+        names: Vec<String>,
+    },
+    /// One table (or JSON object) of every agent, service, the watchdog and the phase.
+    ///
+    /// Example: orch status --json | jq '.agents[] | select(.running | not) | .name'
+    Status {
+        /// Print one JSON object (schema_version 1; fields are added, never renamed).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the end of an agent's session log; -f follows it.
+    ///
+    /// Example: orch logs builder -f -n 100
+    Logs {
+        /// An agent, service or "watchdog".
+        name: String,
+        /// Keep printing what is appended.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many lines to print first.
+        #[arg(short = 'n', long, default_value_t = 40)]
+        lines: usize,
+    },
+    /// Inspect or move the phase index.
+    ///
+    /// Example: orch phase set 1
+    Phase {
+        #[command(subcommand)]
+        cmd: Option<phase::PhaseCmd>,
+    },
     /// The simulated coding agent used by the demo and the tests.
     #[command(hide = true)]
     Sim(crate::sim::SimArgs),
@@ -64,9 +112,34 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Verb::Selftest => Ok(ExitCode::SUCCESS),
+        Verb::Selftest => Ok(selftest()),
         Verb::Sim(args) => crate::sim::run(args),
+        Verb::Up { names } => up::run(&load(&cli.config)?, &names),
+        Verb::Down { names } => down::run(&load(&cli.config)?, &names),
+        Verb::Status { json } => status::run(&load(&cli.config)?, json),
+        Verb::Logs { name, follow, lines } => logs::run(&load(&cli.config)?, &name, follow, lines),
+        Verb::Phase { cmd } => phase::run(&load(&cli.config)?, cmd),
     }
+}
+
+/// Load the config for a verb that acts: unknown keys are warnings, not errors.
+fn load(path: &std::path::Path) -> Result<crate::config::Config> {
+    let loaded = crate::config::load(path, crate::config::LoadOptions::LENIENT)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(loaded.config)
+}
+
+/// Print every detector regression check; exit 1 if any fails.
+fn selftest() -> ExitCode {
+    let checks = crate::detect::selftest_checks();
+    let failed = checks.iter().filter(|(_, ok)| !ok).count();
+    for (name, ok) in &checks {
+        println!("  {}: {name}", if *ok { "PASS" } else { "FAIL" });
+    }
+    println!("{} checks, {failed} failed", checks.len());
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn init_tracing(verbose: u8) {

@@ -118,6 +118,13 @@ static ANSI_RE: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap_or_else(|e| unreachable!("static ANSI regex: {e}"))
 });
 
+/// A settled screen that can take input: something is drawn and the process is alive. Used to
+/// decide when a `ping`-delivery agent may be typed into (after the screen went quiet).
+pub fn shows_input(screen: &str) -> bool {
+    let last = last_nonempty_line(screen);
+    !last.is_empty() && !last.starts_with("Pane is dead")
+}
+
 /// `text` without terminal escape sequences (SGR colours, other CSI, OSC/APC strings) and
 /// carriage returns, as `tmux capture-pane -e` output would read on screen.
 pub fn strip_ansi(text: &str) -> String {

@@ -1,0 +1,88 @@
+//! `orch up [NAME...]`: start enabled agents, services and the watchdog (or just the named
+//! ones). A session that exists is left alone; loops start on the current phase.
+use std::process::ExitCode;
+
+use crate::config::{Config, Kind};
+use crate::{Error, Result, fleet, handoff, phase, tmux::Tmux};
+
+pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
+    check_names(cfg, names)?;
+    let tmux = fleet::tmux_for(cfg);
+    let wanted = |n: &str| names.is_empty() || names.iter().any(|x| x == n);
+    let running = tmux.fleet()?;
+    let agents: Vec<_> = cfg
+        .agents
+        .iter()
+        .filter(|a| if names.is_empty() { a.enabled } else { wanted(&a.name) })
+        .collect();
+    let new_loops = agents.iter().any(|a| a.kind == Kind::Loop && !running.contains(&a.session));
+    if new_loops {
+        prepare_loops(cfg, &tmux, running.contains(&cfg.watchdog_session()))?;
+    }
+    let current = phase::current(cfg);
+    for agent in agents {
+        if running.contains(&agent.session) {
+            println!("{} already running ({}): left alone", agent.name, agent.session);
+            continue;
+        }
+        let plan = fleet::start_agent(cfg, &tmux, agent, current)?;
+        let model = if plan.model.is_empty() { "default" } else { &plan.model };
+        println!("started {} ({}, {}, model {model})", agent.name, agent.session, agent.backend);
+    }
+    for svc in cfg.services.iter().filter(|s| if names.is_empty() { s.enabled } else { wanted(&s.name) }) {
+        if running.contains(&svc.session) {
+            println!("{} already running ({}): left alone", svc.name, svc.session);
+        } else {
+            fleet::start_service(cfg, &tmux, svc)?;
+            println!("started service {} ({})", svc.name, svc.session);
+        }
+    }
+    if wanted("watchdog") {
+        let session = cfg.watchdog_session();
+        if running.contains(&session) {
+            println!("watchdog already running ({session}): left alone");
+        } else {
+            fleet::start_watchdog(cfg, &tmux)?;
+            println!("started watchdog ({session})");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every name must be an agent, a service or "watchdog".
+pub fn check_names(cfg: &Config, names: &[String]) -> Result<()> {
+    let known = cfg.known_names();
+    let unknown: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !known.contains(n))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "unknown name{} {} in {} (known: {})",
+        if unknown.len() > 1 { "s" } else { "" },
+        unknown.join(", "),
+        cfg.path.display(),
+        known.join(", ")
+    )))
+}
+
+/// Before loop agents start: `resume_phase = false` resets to phase 0, and the handoff
+/// baseline (the origin/main tip already handled) is recorded so that a claim pushed right
+/// after start is pinged even if the watchdog's first fetch comes later.
+fn prepare_loops(cfg: &Config, _tmux: &Tmux, watchdog_running: bool) -> Result<()> {
+    let Some(l) = &cfg.loop_ else { return Ok(()) };
+    if !l.resume_phase && !l.phases.is_empty() {
+        phase::set_index(cfg, 0)?;
+    }
+    if l.handoff.is_some() && !watchdog_running {
+        let repo = phase::handoff_repo(cfg);
+        if let Err(e) = crate::watchdog::record_baseline(cfg, &repo) {
+            tracing::warn!("could not record the handoff baseline of {}: {e}", repo.display());
+        }
+    }
+    let _ = handoff::ORIGIN_MAIN;
+    Ok(())
+}
