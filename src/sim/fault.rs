@@ -65,9 +65,8 @@ impl Fault {
 
 /// When a limit hit at `now` lifts: `now + secs`, rounded up to the next whole minute.
 pub fn limit_reset_time<Tz: TimeZone>(now: DateTime<Tz>, secs: u64) -> DateTime<Tz> {
-    let secs = i64::try_from(secs)
-        .unwrap_or(i64::MAX / 4_000)
-        .min(7 * 24 * 3600);
+    // Capped at a week: a simulated limit never needs more.
+    let secs = i64::try_from(secs.min(7 * 24 * 3600)).unwrap_or(0);
     let t = now + Duration::seconds(secs);
     if t.second() == 0 && t.nanosecond() == 0 {
         return t;

@@ -37,13 +37,13 @@ pub enum SimGitError {
 }
 
 /// The sim's clone of the project (its cwd).
-pub struct Clone {
+pub struct Checkout {
     dir: PathBuf,
 }
 
-impl Clone {
+impl Checkout {
     pub fn new(dir: PathBuf) -> Self {
-        Clone { dir }
+        Checkout { dir }
     }
 
     pub fn dir(&self) -> &Path {

@@ -17,7 +17,7 @@ pub use roles::{latest_verdict, status_is_done, subject_is};
 pub use screen::WORKING;
 
 use crate::{Error, Result};
-use git::Clone;
+use git::Checkout;
 use roles::StepError;
 use screen::Screen;
 
@@ -121,7 +121,7 @@ struct Sim {
     id: Identity,
     behaviour: Behaviour,
     scr: Screen,
-    clone: Clone,
+    clone: Checkout,
     faults: Vec<Fault>,
     find: bool,
     limit_secs: u64,
@@ -148,7 +148,7 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         behaviour: behaviour_of(&id),
         id,
         scr: Screen::new(Duration::from_millis(args.step_ms)),
-        clone: Clone::new(cwd),
+        clone: Checkout::new(cwd),
         faults,
         find: args.find || std::env::var("ORCH_SIM_FIND").is_ok_and(|v| v.trim() == "1"),
         limit_secs: args.limit_secs,

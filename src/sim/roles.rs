@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Identity;
-use super::git::{Clone, SimGitError};
+use super::git::{Checkout, SimGitError};
 use super::screen::Screen;
 
 /// A step that went wrong; the sim prints it and carries on (only a broken screen is fatal).
@@ -90,7 +90,7 @@ fn review_path(id: &Identity) -> String {
 /// Pull and return (claims, reviews) counted on origin/main for this phase.
 fn sync_counts(
     scr: &mut Screen,
-    clone: &Clone,
+    clone: &Checkout,
     id: &Identity,
 ) -> Result<(usize, usize), StepError> {
     scr.say("● Pulling origin/main")?;
@@ -102,7 +102,7 @@ fn sync_counts(
     ))
 }
 
-fn push(scr: &mut Screen, clone: &Clone, subject: &str) -> StepResult {
+fn push(scr: &mut Screen, clone: &Checkout, subject: &str) -> StepResult {
     let attempts = clone.push()?;
     let note = if attempts > 1 {
         format!(" (after {attempts} attempts)")
@@ -114,7 +114,7 @@ fn push(scr: &mut Screen, clone: &Clone, subject: &str) -> StepResult {
 }
 
 /// The builder: build and claim the phase, fix a finding, or mark the phase DONE once approved.
-pub fn builder_sync(scr: &mut Screen, clone: &Clone, id: &Identity) -> StepResult {
+pub fn builder_sync(scr: &mut Screen, clone: &Checkout, id: &Identity) -> StepResult {
     let (claims, reviews) = sync_counts(scr, clone, id)?;
     if claims == 0 {
         return build_and_claim(scr, clone, id);
@@ -140,7 +140,7 @@ pub fn builder_sync(scr: &mut Screen, clone: &Clone, id: &Identity) -> StepResul
     Ok(())
 }
 
-fn build_and_claim(scr: &mut Screen, clone: &Clone, id: &Identity) -> StepResult {
+fn build_and_claim(scr: &mut Screen, clone: &Checkout, id: &Identity) -> StepResult {
     let work = work_path(id);
     let text = format!(
         "# Phase {phase}: work notes\n\n\
@@ -173,7 +173,7 @@ fn build_and_claim(scr: &mut Screen, clone: &Clone, id: &Identity) -> StepResult
     push(scr, clone, &subject)
 }
 
-fn fix_and_claim(scr: &mut Screen, clone: &Clone, id: &Identity, review: &str) -> StepResult {
+fn fix_and_claim(scr: &mut Screen, clone: &Checkout, id: &Identity, review: &str) -> StepResult {
     let finding = review
         .lines()
         .rev()
@@ -200,7 +200,7 @@ fn fix_and_claim(scr: &mut Screen, clone: &Clone, id: &Identity, review: &str) -
     push(scr, clone, &subject)
 }
 
-fn mark_done(scr: &mut Screen, clone: &Clone, id: &Identity) -> StepResult {
+fn mark_done(scr: &mut Screen, clone: &Checkout, id: &Identity) -> StepResult {
     let path = clone.dir().join(&id.status);
     if read_opt(&path)?.is_some_and(|s| status_is_done(&s)) {
         scr.say(&format!("{} already says DONE; nothing to do.", id.status))?;
@@ -219,7 +219,7 @@ fn mark_done(scr: &mut Screen, clone: &Clone, id: &Identity) -> StepResult {
 }
 
 /// The adversary: review the newest unreviewed claim (a finding first when `find` is set).
-pub fn adversary_sync(scr: &mut Screen, clone: &Clone, id: &Identity, find: bool) -> StepResult {
+pub fn adversary_sync(scr: &mut Screen, clone: &Checkout, id: &Identity, find: bool) -> StepResult {
     let (claims, reviews) = sync_counts(scr, clone, id)?;
     if claims == 0 {
         return Ok(scr.say(&format!("No claim on {} yet; waiting.", id.phase))?);
