@@ -3,3 +3,4 @@
 mod config;
 mod gitfix;
 mod handoff;
+mod sim;

@@ -1,0 +1,139 @@
+//! Faults the simulated agent plays on demand (`--fault`, `ORCH_SIM_FAULT`, kickoff directives),
+//! and the usage-limit banner with its reset time.
+use chrono::{DateTime, Duration, TimeZone, Timelike};
+
+/// One fault the sim can be asked to play.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Hit a usage limit before the first step.
+    Limit,
+    /// Hit a usage limit right after the first step (for a builder: after its claim).
+    LimitAfterClaim,
+    /// Exit 1 after the first step.
+    Crash,
+    /// Exit 1 right after the banner.
+    CrashAtStart,
+    /// After the first step: read nothing and print nothing, forever.
+    Hang,
+    /// After the first step: print a fatal error and stay idle.
+    Fatal,
+    /// After the first step: print `WAITING-UNTIL: <iso>` as the last line and stay idle.
+    WaitingUntil(String),
+    /// Exit 0 after the first step.
+    Exit0,
+}
+
+impl Fault {
+    /// Parse one fault spec such as `limit`, `crash` or `waiting-until=2030-01-01T00:00:00Z`.
+    pub fn parse(spec: &str) -> Result<Fault, String> {
+        let spec = spec.trim();
+        if let Some(iso) = spec.strip_prefix("waiting-until=") {
+            let iso = iso.trim();
+            if iso.is_empty() {
+                return Err(
+                    "fault `waiting-until=` needs a time, e.g. waiting-until=2030-01-01T09:00:00Z"
+                        .into(),
+                );
+            }
+            return Ok(Fault::WaitingUntil(iso.to_string()));
+        }
+        Ok(match spec {
+            "limit" => Fault::Limit,
+            "limit-after-claim" => Fault::LimitAfterClaim,
+            "crash" => Fault::Crash,
+            "crash-at-start" => Fault::CrashAtStart,
+            "hang" => Fault::Hang,
+            "fatal" => Fault::Fatal,
+            "exit0" => Fault::Exit0,
+            other => {
+                return Err(format!(
+                    "unknown fault `{other}` (known: limit, limit-after-claim, crash, crash-at-start, \
+                     hang, fatal, waiting-until=<ISO>, exit0)"
+                ));
+            }
+        })
+    }
+
+    /// Parse a comma-separated list of specs; empty items are skipped.
+    pub fn parse_list(list: &str) -> Result<Vec<Fault>, String> {
+        list.split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(Fault::parse)
+            .collect()
+    }
+}
+
+/// When a limit hit at `now` lifts: `now + secs`, rounded up to the next whole minute.
+pub fn limit_reset_time<Tz: TimeZone>(now: DateTime<Tz>, secs: u64) -> DateTime<Tz> {
+    // Capped at a week: a simulated limit never needs more.
+    let secs = i64::try_from(secs.min(7 * 24 * 3600)).unwrap_or(0);
+    let t = now + Duration::seconds(secs);
+    if t.second() == 0 && t.nanosecond() == 0 {
+        return t;
+    }
+    let into_minute =
+        Duration::seconds(i64::from(t.second())) + Duration::nanoseconds(i64::from(t.nanosecond()));
+    t - into_minute + Duration::minutes(1)
+}
+
+/// The banner a limited agent shows: `Limit reached · resets 3:07pm`, in the time zone of `until`.
+pub fn limit_banner<Tz: TimeZone>(until: &DateTime<Tz>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    format!("Limit reached · resets {}", until.format("%-I:%M%P"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    #[test]
+    fn parses_every_known_fault() {
+        let all = Fault::parse_list(
+            "limit, limit-after-claim,crash,crash-at-start,hang,fatal,exit0,waiting-until=2030-01-01T09:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(
+            all,
+            vec![
+                Fault::Limit,
+                Fault::LimitAfterClaim,
+                Fault::Crash,
+                Fault::CrashAtStart,
+                Fault::Hang,
+                Fault::Fatal,
+                Fault::Exit0,
+                Fault::WaitingUntil("2030-01-01T09:00:00Z".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_or_empty_fault_is_refused() {
+        assert!(Fault::parse("explode").unwrap_err().contains("explode"));
+        assert!(Fault::parse("waiting-until=").is_err());
+        assert_eq!(Fault::parse_list(" , ").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn reset_time_rounds_up_to_the_next_minute() {
+        let now = Utc.with_ymd_and_hms(2030, 1, 1, 14, 5, 20).unwrap();
+        let until = limit_reset_time(now, 60);
+        assert_eq!(until, Utc.with_ymd_and_hms(2030, 1, 1, 14, 7, 0).unwrap());
+        let exact = Utc.with_ymd_and_hms(2030, 1, 1, 14, 5, 0).unwrap();
+        assert_eq!(
+            limit_reset_time(exact, 60),
+            Utc.with_ymd_and_hms(2030, 1, 1, 14, 6, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn banner_names_the_reset_time_in_12_hour_form() {
+        let pm = Utc.with_ymd_and_hms(2030, 1, 1, 15, 7, 0).unwrap();
+        assert_eq!(limit_banner(&pm), "Limit reached · resets 3:07pm");
+        let am = Utc.with_ymd_and_hms(2030, 1, 1, 0, 30, 0).unwrap();
+        assert_eq!(limit_banner(&am), "Limit reached · resets 12:30am");
+    }
+}

@@ -1,0 +1,392 @@
+//! sim: the simulated coding agent (`orch sim`), a deterministic, offline stand-in for a coding-agent
+//! TUI that plays builder, adversary, task or supervisor through real git, with faults on demand.
+mod fault;
+mod git;
+mod roles;
+mod screen;
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, Local};
+
+pub use fault::{Fault, limit_banner, limit_reset_time};
+pub use roles::{latest_verdict, status_is_done, subject_is};
+pub use screen::WORKING;
+
+use crate::{Error, Result};
+use git::Checkout;
+use roles::StepError;
+use screen::Screen;
+
+/// Options of the simulated agent. Its identity comes from the ORCH_* environment.
+///
+/// Example: ORCH_ROLE=builder ORCH_KIND=loop ORCH_PHASE=p1 orch sim --fault limit-after-claim "kickoff text"
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Milliseconds one step of work takes.
+    #[arg(long, default_value_t = 150)]
+    pub step_ms: u64,
+    /// Seconds until a simulated usage limit resets (rounded up to the next minute).
+    #[arg(long, default_value_t = 60)]
+    pub limit_secs: u64,
+    /// Adversary: raise one finding before approving (also ORCH_SIM_FIND=1).
+    #[arg(long)]
+    pub find: bool,
+    /// A fault to play: limit, limit-after-claim, crash, crash-at-start, hang, fatal,
+    /// waiting-until=<ISO>, exit0. Repeatable; also ORCH_SIM_FAULT (comma-separated).
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+    /// The kickoff prompt text (the "arg" delivery).
+    #[arg(allow_hyphen_values = true)]
+    pub kickoff: Option<String>,
+}
+
+/// Who the sim is, read from the ORCH_* environment.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub agent: String,
+    pub role: String,
+    pub kind: String,
+    pub phase: String,
+    pub plan: Option<String>,
+    pub status: String,
+    pub log_dir: Option<PathBuf>,
+}
+
+impl Identity {
+    /// Read ORCH_AGENT, ORCH_ROLE, ORCH_KIND, ORCH_PHASE, ORCH_PLAN, ORCH_STATUS, ORCH_LOG_DIR.
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let role = var("ORCH_ROLE").unwrap_or_else(|| "builder".into());
+        let kind = var("ORCH_KIND").unwrap_or_else(|| match role.as_str() {
+            "builder" | "adversary" => "loop".into(),
+            _ => "persistent".into(),
+        });
+        let phase = var("ORCH_PHASE").unwrap_or_else(|| "p1".into());
+        Identity {
+            agent: var("ORCH_AGENT").unwrap_or_else(|| role.clone()),
+            status: var("ORCH_STATUS").unwrap_or_else(|| format!("{phase}-STATUS.md")),
+            plan: var("ORCH_PLAN"),
+            log_dir: var("ORCH_LOG_DIR").map(PathBuf::from),
+            role,
+            kind,
+            phase,
+        }
+    }
+}
+
+/// What the sim does with its steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    Builder,
+    Adversary,
+    Task,
+    Echo,
+}
+
+fn behaviour_of(id: &Identity) -> Behaviour {
+    match (id.kind.as_str(), id.role.as_str()) {
+        ("task", _) => Behaviour::Task,
+        ("loop", "builder") => Behaviour::Builder,
+        ("loop", "adversary") => Behaviour::Adversary,
+        _ => Behaviour::Echo,
+    }
+}
+
+/// Why a step runs.
+enum Trigger {
+    Kickoff,
+    /// A ping meant for this role, or the watchdog's limit probe.
+    Ping,
+    Other(String),
+}
+
+enum Mode {
+    Ready,
+    Limited(DateTime<Local>),
+    /// Fatal or waiting: reads input, prints nothing.
+    Idle,
+}
+
+enum Flow {
+    Continue,
+    Exit(u8),
+    Hang,
+}
+
+struct Sim {
+    id: Identity,
+    behaviour: Behaviour,
+    scr: Screen,
+    clone: Checkout,
+    faults: Vec<Fault>,
+    find: bool,
+    limit_secs: u64,
+    steps: u32,
+    mode: Mode,
+}
+
+/// Run the simulated agent on this terminal until it exits (or forever).
+pub fn run(args: SimArgs) -> Result<ExitCode> {
+    let mut faults = Vec::new();
+    let env_faults = std::env::var("ORCH_SIM_FAULT").unwrap_or_default();
+    for spec in args
+        .faults
+        .iter()
+        .map(String::as_str)
+        .chain([env_faults.as_str()])
+    {
+        faults.extend(Fault::parse_list(spec).map_err(Error::Usage)?);
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::io(".", "finding the sim's working folder", e))?;
+    let id = Identity::from_env();
+    let mut sim = Sim {
+        behaviour: behaviour_of(&id),
+        id,
+        scr: Screen::new(Duration::from_millis(args.step_ms)),
+        clone: Checkout::new(cwd),
+        faults,
+        find: args.find || std::env::var("ORCH_SIM_FIND").is_ok_and(|v| v.trim() == "1"),
+        limit_secs: args.limit_secs,
+        steps: 0,
+        mode: Mode::Ready,
+    };
+    sim.banner()?;
+    if sim.faults.contains(&Fault::CrashAtStart) {
+        sim.scr
+            .say("Error: orch-sim crashed at start (simulated fault)")?;
+        return Ok(ExitCode::from(1));
+    }
+    let mut flow = match args.kickoff {
+        Some(text) => {
+            let first = text.lines().next().unwrap_or_default();
+            sim.scr.echo_input(first)?;
+            sim.kickoff(&text)?
+        }
+        None => Flow::Continue,
+    };
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    loop {
+        match flow {
+            Flow::Continue => {}
+            Flow::Exit(code) => return Ok(ExitCode::from(code)),
+            Flow::Hang => hang_forever(),
+        }
+        if !matches!(sim.mode, Mode::Idle) {
+            sim.scr.prompt()?;
+        }
+        let mut line = String::new();
+        let read = input
+            .read_line(&mut line)
+            .map_err(|e| Error::io("<stdin>", "reading the sim's input", e))?;
+        if read == 0 {
+            return Ok(ExitCode::SUCCESS);
+        }
+        flow = sim.on_line(line.trim_end_matches(['\n', '\r']))?;
+    }
+}
+
+fn hang_forever() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// The kickoff path of a `read <path> and follow it` line.
+fn read_line_path(line: &str) -> Option<&str> {
+    let rest = line.trim().strip_prefix("read ")?;
+    let end = rest.rfind(" and follow it")?;
+    let path = rest[..end].trim().trim_matches(['\'', '"']);
+    (!path.is_empty()).then_some(path)
+}
+
+impl Sim {
+    fn banner(&mut self) -> Result<()> {
+        let line = format!(
+            "orch-sim {} · {} ({}, phase {})",
+            env!("CARGO_PKG_VERSION"),
+            self.id.agent,
+            self.id.role,
+            self.id.phase
+        );
+        self.scr.say(&line)
+    }
+
+    fn on_line(&mut self, line: &str) -> Result<Flow> {
+        match self.mode {
+            Mode::Idle => Ok(Flow::Continue),
+            Mode::Limited(until) => {
+                self.scr.echo_input(line)?;
+                if Local::now() < until {
+                    self.scr.say(&limit_banner(&until))?;
+                    return Ok(Flow::Continue);
+                }
+                self.scr.clear()?;
+                self.banner()?;
+                self.scr.echo_input(line)?;
+                self.scr.say("Usage limit lifted; resuming.")?;
+                self.mode = Mode::Ready;
+                self.work(Trigger::Ping)
+            }
+            Mode::Ready => {
+                self.scr.echo_input(line)?;
+                if let Some(path) = read_line_path(line) {
+                    let path = self.clone.dir().join(path);
+                    return match std::fs::read_to_string(&path) {
+                        Ok(text) => self.kickoff(&text),
+                        Err(e) => {
+                            self.scr
+                                .say(&format!("⚠ could not read {}: {e}", path.display()))?;
+                            Ok(Flow::Continue)
+                        }
+                    };
+                }
+                let trigger = self.classify(line);
+                self.work(trigger)
+            }
+        }
+    }
+
+    fn classify(&self, line: &str) -> Trigger {
+        let lower = line.to_lowercase();
+        let probe = lower.contains("quota") || lower.contains("resume");
+        let ping = match self.behaviour {
+            Behaviour::Builder => lower.contains("verdict") || lower.contains("review"),
+            Behaviour::Adversary => lower.contains("claim"),
+            Behaviour::Task | Behaviour::Echo => false,
+        };
+        if probe || ping {
+            Trigger::Ping
+        } else {
+            Trigger::Other(line.to_string())
+        }
+    }
+
+    /// Take in a kickoff prompt: apply its `ORCH-SIM:` directives, then start work.
+    fn kickoff(&mut self, text: &str) -> Result<Flow> {
+        for directive in text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("ORCH-SIM:"))
+            .map(str::trim)
+        {
+            if directive == "find-once" {
+                self.find = true;
+            } else if let Some(spec) = directive.strip_prefix("fault=") {
+                match Fault::parse_list(spec) {
+                    Ok(faults) => self.faults.extend(faults),
+                    Err(e) => self.scr.say(&format!("⚠ {e}"))?,
+                }
+            }
+        }
+        self.scr.say(&format!(
+            "● Read the kickoff ({} lines)",
+            text.lines().count()
+        ))?;
+        self.work(Trigger::Kickoff)
+    }
+
+    /// Run one step for `trigger`, then play any fault that is due.
+    fn work(&mut self, trigger: Trigger) -> Result<Flow> {
+        if self.steps == 0 && self.take_fault(|f| *f == Fault::Limit).is_some() {
+            self.enter_limit()?;
+            return Ok(Flow::Continue);
+        }
+        self.scr.begin_step()?;
+        let result = match (self.behaviour, trigger) {
+            (Behaviour::Builder, Trigger::Kickoff | Trigger::Ping) => {
+                roles::builder_sync(&mut self.scr, &self.clone, &self.id)
+            }
+            (Behaviour::Adversary, Trigger::Kickoff | Trigger::Ping) => {
+                roles::adversary_sync(&mut self.scr, &self.clone, &self.id, self.find)
+            }
+            (Behaviour::Task, _) => roles::task_done(&mut self.scr, &self.id),
+            (_, Trigger::Other(line)) => self
+                .scr
+                .say(&format!("Noted: {line}"))
+                .map_err(StepError::from),
+            (_, _) => self
+                .scr
+                .say("Checked in; nothing to do right now.")
+                .map_err(StepError::from),
+        };
+        match result {
+            Ok(()) => {}
+            Err(StepError::Screen(e)) => return Err(e),
+            Err(e) => self.scr.say(&format!("⚠ {e}"))?,
+        }
+        self.scr.end_step()?;
+        self.steps += 1;
+        let flow = if self.steps == 1 {
+            self.after_first_step()?
+        } else {
+            Flow::Continue
+        };
+        match (flow, self.behaviour) {
+            (Flow::Continue, Behaviour::Task) if matches!(self.mode, Mode::Ready) => {
+                Ok(Flow::Exit(0))
+            }
+            (flow, _) => Ok(flow),
+        }
+    }
+
+    fn take_fault(&mut self, pick: impl Fn(&Fault) -> bool) -> Option<Fault> {
+        let at = self.faults.iter().position(pick)?;
+        Some(self.faults.remove(at))
+    }
+
+    /// Play the first fault that is due once the first step is over.
+    fn after_first_step(&mut self) -> Result<Flow> {
+        let Some(fault) = self.take_fault(|f| !matches!(f, Fault::Limit | Fault::CrashAtStart))
+        else {
+            return Ok(Flow::Continue);
+        };
+        match fault {
+            Fault::LimitAfterClaim => self.enter_limit()?,
+            Fault::Crash => {
+                self.scr.say("Error: orch-sim crashed (simulated fault)")?;
+                return Ok(Flow::Exit(1));
+            }
+            Fault::Exit0 => return Ok(Flow::Exit(0)),
+            Fault::Hang => return Ok(Flow::Hang),
+            Fault::Fatal => {
+                self.scr.say("Error: session state corrupt")?;
+                self.mode = Mode::Idle;
+            }
+            Fault::WaitingUntil(iso) => {
+                self.scr.say(&format!("WAITING-UNTIL: {iso}"))?;
+                self.mode = Mode::Idle;
+            }
+            Fault::Limit | Fault::CrashAtStart => {}
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn enter_limit(&mut self) -> Result<()> {
+        let until = limit_reset_time(Local::now(), self.limit_secs);
+        self.mode = Mode::Limited(until);
+        self.scr.say(&limit_banner(&until))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_lines_name_their_kickoff_file() {
+        assert_eq!(
+            read_line_path("read /tmp/k.md and follow it"),
+            Some("/tmp/k.md")
+        );
+        assert_eq!(
+            read_line_path("read '/tmp/a b.md' and follow it."),
+            Some("/tmp/a b.md")
+        );
+        assert_eq!(read_line_path("please review"), None);
+    }
+}
