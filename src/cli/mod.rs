@@ -91,6 +91,10 @@ pub enum Verb {
         #[command(subcommand)]
         cmd: Option<phase::PhaseCmd>,
     },
+    /// The supervisor loop, in the foreground (`up` runs it in session <prefix>watchdog).
+    ///
+    /// Example: orch watchdog
+    Watchdog,
     /// The simulated coding agent used by the demo and the tests.
     #[command(hide = true)]
     Sim(crate::sim::SimArgs),
@@ -114,6 +118,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Verb::Selftest => Ok(selftest()),
         Verb::Sim(args) => crate::sim::run(args),
+        Verb::Watchdog => crate::watchdog::run(&cli.config),
         Verb::Up { names } => up::run(&load(&cli.config)?, &names),
         Verb::Down { names } => down::run(&load(&cli.config)?, &names),
         Verb::Status { json } => status::run(&load(&cli.config)?, json),

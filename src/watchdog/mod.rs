@@ -1,2 +1,137 @@
-//! (stub) watchdog
-//! filled in by its issue.
+//! The supervisor loop (`orch watchdog`): a light tick every `signal_interval` (handoff pings,
+//! limits, stalls, wakes) and a heavy tick every `heavy_interval` (phase advance, healing).
+mod handoff_tick;
+mod phase_tick;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::config::{self, Config, LoadOptions};
+use crate::events::{self, EventLog};
+use crate::state::{LockError, WatchdogLock};
+use crate::tmux::Tmux;
+use crate::{Error, Result, fleet};
+
+pub use handoff_tick::record_baseline;
+
+/// Everything the loop carries from one tick to the next.
+pub struct Watchdog {
+    config_path: PathBuf,
+    pub cfg: Config,
+    pub tmux: Tmux,
+    pub events: EventLog,
+    /// The last config error logged, so a broken config is reported once, not every tick.
+    config_error: Option<String>,
+    /// The last fetch error logged (cleared by a good fetch).
+    fetch_error: Option<String>,
+    last_heavy: Option<Instant>,
+}
+
+impl Watchdog {
+    fn new(config_path: PathBuf, cfg: Config) -> Result<Self> {
+        let events = EventLog::open(&cfg.log_dir).map_err(|e| Error::io(&cfg.log_dir, "opening the event log", e))?;
+        Ok(Watchdog {
+            config_path,
+            tmux: fleet::tmux_for(&cfg),
+            cfg,
+            events,
+            config_error: None,
+            fetch_error: None,
+            last_heavy: None,
+        })
+    }
+
+    /// Append an event; failing to log never stops the loop.
+    pub fn event(&self, name: &str, fields: serde_json::Value) {
+        if let Err(e) = self.events.append(name, fields) {
+            tracing::warn!("cannot append to {}: {e}", self.events.path().display());
+        }
+    }
+
+    /// Re-read the config; a config that stops parsing is reported once and the last good one kept.
+    fn reload(&mut self) {
+        match config::load(&self.config_path, LoadOptions::WATCHDOG) {
+            Ok(loaded) => {
+                if self.config_error.take().is_some() {
+                    tracing::info!("config {} loads again", self.config_path.display());
+                }
+                self.tmux = fleet::tmux_for(&loaded.config);
+                self.cfg = loaded.config;
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if self.config_error.as_deref() != Some(text.as_str()) {
+                    tracing::error!("config error, keeping the last good config: {text}");
+                    self.event(events::CONFIG_ERROR, json!({ "error": text }));
+                    self.config_error = Some(text);
+                }
+            }
+        }
+    }
+
+    /// One tick: the light work always, the heavy work when it is due (and on the first tick).
+    pub fn tick(&mut self) {
+        self.reload();
+        if self.cfg.loop_agents().next().is_some() {
+            self.handoff_tick();
+        }
+        let heavy_due = self
+            .last_heavy
+            .is_none_or(|t| t.elapsed() + Duration::from_millis(50) >= self.cfg.watchdog.heavy_interval);
+        if heavy_due {
+            self.last_heavy = Some(Instant::now());
+            let _advanced = self.phase_tick();
+        }
+    }
+}
+
+/// Run the watchdog in the foreground until SIGINT/SIGTERM.
+pub fn run(config_path: &Path) -> Result<ExitCode> {
+    let config_path = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+    let loaded = config::load(&config_path, LoadOptions::WATCHDOG)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let cfg = loaded.config;
+    let lock_path = cfg.state_dir.join(crate::state::LOCK_FILE);
+    let lock = WatchdogLock::acquire(&lock_path).map_err(|e| match e {
+        LockError::Held { .. } => Error::Runtime(e.to_string()),
+        other => Error::Runtime(other.to_string()),
+    })?;
+    let mut wd = Watchdog::new(config_path, cfg)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(format!("cannot start the watchdog's runtime: {e}")))?;
+    let reason = runtime.block_on(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Error::Runtime(format!("cannot watch SIGINT: {e}")))?;
+        let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Error::Runtime(format!("cannot watch SIGTERM: {e}")))?;
+        let phase = crate::phase::current(&wd.cfg).map(|p| p.id.clone());
+        tracing::info!(pid = std::process::id(), ?phase, "watchdog up");
+        wd.event(events::WATCHDOG_STARTED, json!({ "pid": std::process::id(), "phase": phase }));
+        let reason = loop {
+            let mut moved = wd;
+            wd = tokio::task::spawn_blocking(move || {
+                moved.tick();
+                moved
+            })
+            .await
+            .map_err(|e| Error::Runtime(format!("a watchdog tick failed: {e}")))?;
+            tokio::select! {
+                _ = tokio::time::sleep(wd.cfg.watchdog.signal_interval) => {}
+                _ = sigint.recv() => break "SIGINT",
+                _ = sigterm.recv() => break "SIGTERM",
+            }
+        };
+        tracing::info!(reason, "watchdog stopping");
+        wd.event(events::WATCHDOG_STOPPED, json!({ "reason": reason }));
+        Ok::<_, Error>(reason)
+    })?;
+    drop(lock);
+    let _ = reason;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,88 @@
+//! The phase part of the heavy tick: a DONE status file stops the loops and starts them on
+//! the next phase; after the last phase, SEQUENCE-COMPLETE and the on-complete task, once.
+use serde_json::json;
+
+use super::Watchdog;
+use crate::phase::{self, Step};
+use crate::{events, fleet, state};
+
+impl Watchdog {
+    /// Returns true when the phase moved or the sequence completed on this tick.
+    pub(super) fn phase_tick(&mut self) -> bool {
+        let Some(l) = self.cfg.loop_.clone() else { return false };
+        if l.phases.is_empty() || !l.auto_advance {
+            return false;
+        }
+        let index = phase::current_index(&self.cfg);
+        let current = &l.phases[index];
+        let done = phase::is_done(&self.cfg, current);
+        let marker = self.cfg.sequence_complete_file();
+        match phase::next_step(index, l.phases.len(), done, marker.exists()) {
+            Step::Stay | Step::AlreadyComplete => false,
+            Step::Advance { from, to } => {
+                let next = &l.phases[to];
+                tracing::info!(from = %current.id, to = %next.id, "phase done: advancing");
+                self.stop_loops();
+                if let Err(e) = phase::set_index(&self.cfg, to) {
+                    tracing::error!("cannot advance the phase: {e}");
+                    return false;
+                }
+                let _ = std::fs::remove_file(&marker);
+                let repo = phase::handoff_repo(&self.cfg);
+                if let Err(e) = super::handoff_tick::baseline(&self.cfg, &repo, true) {
+                    tracing::warn!("cannot record the handoff baseline: {e}");
+                }
+                self.event(events::PHASE_ADVANCED, json!({
+                    "from": current.id, "to": next.id, "from_index": from, "to_index": to,
+                }));
+                self.start_loops();
+                true
+            }
+            Step::Complete => {
+                tracing::info!(phase = %current.id, "last phase done: sequence complete");
+                self.stop_loops();
+                let text = format!(
+                    "phase sequence complete {}. Loops stopped; build finished.\n",
+                    chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
+                );
+                if let Err(e) = state::write_atomic(&marker, text.as_bytes()) {
+                    tracing::error!("cannot write {}: {e}", marker.display());
+                    return false;
+                }
+                let task = l.on_complete.as_ref().map(|o| o.run.clone());
+                self.event(events::SEQUENCE_COMPLETE, json!({ "phase": current.id, "on_complete": task }));
+                if let Some(oc) = &l.on_complete {
+                    let _ = std::fs::remove_file(self.cfg.log_dir.join(&oc.trigger_file));
+                    self.launch_on_complete(&oc.run);
+                }
+                true
+            }
+        }
+    }
+
+    fn launch_on_complete(&self, name: &str) {
+        let Some(agent) = self.cfg.agent(name) else { return };
+        let _ = self.tmux.kill_session(&agent.session);
+        match fleet::start_agent(&self.cfg, &self.tmux, agent, None) {
+            Ok(_) => tracing::info!(agent = name, "on_complete task launched"),
+            Err(e) => tracing::error!("cannot launch the on_complete task {name}: {e}"),
+        }
+    }
+
+    pub(super) fn stop_loops(&self) {
+        for a in self.cfg.loop_agents() {
+            if let Ok(true) = self.tmux.kill_session(&a.session) {
+                self.event(events::AGENT_STOPPED, json!({ "agent": a.name, "session": a.session, "by": "watchdog" }));
+            }
+        }
+    }
+
+    pub(super) fn start_loops(&self) {
+        let current = phase::current(&self.cfg);
+        for a in self.cfg.loop_agents() {
+            if let Err(e) = fleet::start_agent(&self.cfg, &self.tmux, a, current) {
+                tracing::error!("cannot start loop agent {}: {e}", a.name);
+            }
+        }
+    }
+}
