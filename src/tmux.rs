@@ -349,9 +349,16 @@ fn choose_socket(env: Option<String>, config: Option<&str>) -> Option<String> {
         .or_else(|| config.map(str::to_string))
 }
 
-/// tmux's words for "there is no server on this socket".
+/// tmux's words for "there is no server on this socket" (or it went away during the call).
 fn server_absent(stderr: &str) -> bool {
-    stderr.contains("no server running") || stderr.contains("error connecting to")
+    [
+        "no server running",
+        "error connecting to",
+        "server exited unexpectedly",
+        "lost server",
+    ]
+    .iter()
+    .any(|words| stderr.contains(words))
 }
 
 /// Names tmux would alter (`:` and `.` become `_`) or escape cannot be targeted exactly.

@@ -1,2 +1,4 @@
 //! Integration tests: one test binary, real tmux servers (private sockets) and real git repos.
 //! Each module covers one area; `support` holds the shared fixtures.
+mod support;
+mod tmux;
