@@ -4,3 +4,5 @@ mod config;
 mod gitfix;
 mod handoff;
 mod sim;
+mod support;
+mod tmux;

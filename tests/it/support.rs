@@ -1,0 +1,71 @@
+//! Shared test fixtures for tmux and processes: a private tmux server per test (killed on
+//! drop), a deadline poll helper, the path of the built `orch` binary.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use tempfile::TempDir;
+
+use orch::tmux::Tmux;
+
+/// A private tmux server (`tmux -L <socket>`) that only this test uses; Drop kills it.
+pub struct TmuxServer {
+    pub socket: String,
+    pub tmux: Tmux,
+}
+
+impl TmuxServer {
+    pub fn new() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let socket = format!(
+            "orch-test-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let tmux = Tmux::new(Some(socket.clone()));
+        TmuxServer { socket, tmux }
+    }
+}
+
+impl Default for TmuxServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds (true) or `timeout` passes (false).
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The `orch` binary cargo built for this test run.
+pub fn orch_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_orch"))
+}
