@@ -28,7 +28,12 @@ fn ensure_dirs(cfg: &Config) -> Result<()> {
 
 /// Start `agent` for `phase` (its session must not exist). The kickoff file is written first;
 /// a plan that fails (a vanished prompt file) leaves no session behind.
-pub fn start_agent(cfg: &Config, tmux: &Tmux, agent: &Agent, phase: Option<&Phase>) -> Result<LaunchPlan> {
+pub fn start_agent(
+    cfg: &Config,
+    tmux: &Tmux,
+    agent: &Agent,
+    phase: Option<&Phase>,
+) -> Result<LaunchPlan> {
     let plan = backend::plan_launch(cfg, agent, phase)?;
     ensure_dirs(cfg)?;
     state::write_atomic(&plan.kickoff_file, plan.kickoff.as_bytes())
@@ -37,17 +42,23 @@ pub fn start_agent(cfg: &Config, tmux: &Tmux, agent: &Agent, phase: Option<&Phas
     spec.env = plan.env.clone();
     spec.log = Some(cfg.session_log(&plan.session));
     tmux.new_session(&spec)?;
-    if let Some(boot) = &plan.ping {
-        if let Err(e) = deliver_boot(tmux, &plan.session, boot) {
-            let _ = tmux.kill_session(&plan.session);
-            return Err(e);
-        }
+    if let Some(Err(e)) = plan
+        .ping
+        .as_ref()
+        .map(|boot| deliver_boot(tmux, &plan.session, boot))
+    {
+        let _ = tmux.kill_session(&plan.session);
+        return Err(e);
     }
-    tracing::info!(agent = %agent.name, session = %plan.session, model = %plan.model, "started");
-    log_event(cfg, crate::events::AGENT_STARTED, serde_json::json!({
-        "agent": agent.name, "session": plan.session, "model": plan.model,
-        "phase": phase.map(|p| p.id.as_str()),
-    }));
+    tracing::debug!(agent = %agent.name, session = %plan.session, model = %plan.model, "started");
+    log_event(
+        cfg,
+        crate::events::AGENT_STARTED,
+        serde_json::json!({
+            "agent": agent.name, "session": plan.session, "model": plan.model,
+            "phase": phase.map(|p| p.id.as_str()),
+        }),
+    );
     Ok(plan)
 }
 
@@ -56,11 +67,23 @@ pub fn start_agent(cfg: &Config, tmux: &Tmux, agent: &Agent, phase: Option<&Phas
 fn deliver_boot(tmux: &Tmux, session: &str, boot: &backend::PingBoot) -> Result<()> {
     let ready = tmux.wait_until_ready(session, boot.connect_delay, crate::detect::shows_input)?;
     if !ready {
-        tracing::warn!(session, "no input prompt within connect_delay; typing the kickoff line anyway");
+        tracing::warn!(
+            session,
+            "no input prompt within connect_delay; typing the kickoff line anyway"
+        );
     }
-    let outcome = tmux.deliver(session, &boot.line, &boot.submit_key, &DeliverOptions::default())?;
+    let outcome = tmux.deliver(
+        session,
+        &boot.line,
+        &boot.submit_key,
+        &DeliverOptions::default(),
+    )?;
     if !outcome.confirmed {
-        tracing::warn!(session, submits = outcome.submits, "kickoff line typed but its submit was not confirmed");
+        tracing::warn!(
+            session,
+            submits = outcome.submits,
+            "kickoff line typed but its submit was not confirmed"
+        );
     }
     Ok(())
 }
@@ -79,19 +102,29 @@ pub fn start_service(cfg: &Config, tmux: &Tmux, svc: &Service) -> Result<()> {
 /// Start the watchdog in session `<prefix>watchdog`, running this binary.
 pub fn start_watchdog(cfg: &Config, tmux: &Tmux) -> Result<()> {
     ensure_dirs(cfg)?;
-    let exe = std::env::current_exe().map_err(|e| Error::Runtime(format!("cannot find the orch binary to run the watchdog: {e}")))?;
-    let argv = vec![
-        exe.display().to_string(),
-        "--config".to_string(),
-        cfg.path.display().to_string(),
-        "watchdog".to_string(),
-    ];
+    let exe = std::env::current_exe().map_err(|e| {
+        Error::Runtime(format!(
+            "cannot find the orch binary to run the watchdog: {e}"
+        ))
+    })?;
     let session = cfg.watchdog_session();
+    // Its output goes straight to its log (not through the pane), so the last lines it writes
+    // while being stopped are kept.
+    let argv = [
+        "sh",
+        "-c",
+        r#"exec "$0" --config "$1" watchdog >>"$2" 2>&1"#,
+        &exe.display().to_string(),
+        &cfg.path.display().to_string(),
+        &cfg.session_log(&session).display().to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
     let mut spec = NewSession::new(&session, &cfg.project_dir, Command::Argv(argv));
     if let Some(socket) = tmux.socket() {
-        spec.env.push(("ORCH_TMUX_SOCKET".into(), socket.to_string()));
+        spec.env
+            .push(("ORCH_TMUX_SOCKET".into(), socket.to_string()));
     }
-    spec.log = Some(cfg.session_log(&session));
     tmux.new_session(&spec)?;
     Ok(())
 }

@@ -22,11 +22,15 @@ pub fn set_index(cfg: &Config, index: usize) -> Result<&Phase> {
     let Some(phase) = phases.get(index) else {
         return Err(Error::Usage(match phases.len() {
             0 => "the config has no [loop].phases".to_string(),
-            n => format!("phase {index} does not exist: the config has {n} phases, numbered 0 to {}", n - 1),
+            n => format!(
+                "phase {index} does not exist: the config has {n} phases, numbered 0 to {}",
+                n - 1
+            ),
         }));
     };
     let file = cfg.phase_index_file();
-    std::fs::create_dir_all(&cfg.state_dir).map_err(|e| Error::io(&cfg.state_dir, "creating the state folder", e))?;
+    std::fs::create_dir_all(&cfg.state_dir)
+        .map_err(|e| Error::io(&cfg.state_dir, "creating the state folder", e))?;
     state::write_index(&file, index).map_err(|e| Error::io(&file, "writing the phase index", e))?;
     Ok(phase)
 }
@@ -64,7 +68,10 @@ pub fn status_text(cfg: &Config, phase: &Phase) -> Option<String> {
 
 /// True when the phase's STATUS file has the done marker followed by a real body.
 pub fn is_done(cfg: &Config, phase: &Phase) -> bool {
-    let marker = cfg.loop_.as_ref().map_or("## DONE", |l| l.done_marker.as_str());
+    let marker = cfg
+        .loop_
+        .as_ref()
+        .map_or("## DONE", |l| l.done_marker.as_str());
     status_text(cfg, phase).is_some_and(|t| crate::detect::done_in(&t, marker))
 }
 
@@ -85,7 +92,10 @@ pub enum Step {
 pub fn next_step(index: usize, count: usize, done: bool, marked_complete: bool) -> Step {
     match (done, index + 1 < count) {
         (false, _) => Step::Stay,
-        (true, true) => Step::Advance { from: index, to: index + 1 },
+        (true, true) => Step::Advance {
+            from: index,
+            to: index + 1,
+        },
         (true, false) if marked_complete => Step::AlreadyComplete,
         (true, false) => Step::Complete,
     }
@@ -98,10 +108,16 @@ mod tests {
     #[test]
     fn transition_rule() {
         assert_eq!(next_step(0, 2, false, false), Step::Stay);
-        assert_eq!(next_step(0, 2, true, false), Step::Advance { from: 0, to: 1 });
+        assert_eq!(
+            next_step(0, 2, true, false),
+            Step::Advance { from: 0, to: 1 }
+        );
         assert_eq!(next_step(1, 2, true, false), Step::Complete);
         assert_eq!(next_step(1, 2, true, true), Step::AlreadyComplete);
         // A phase appended after completion: the done last phase now advances.
-        assert_eq!(next_step(1, 3, true, true), Step::Advance { from: 1, to: 2 });
+        assert_eq!(
+            next_step(1, 3, true, true),
+            Step::Advance { from: 1, to: 2 }
+        );
     }
 }

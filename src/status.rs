@@ -87,7 +87,9 @@ pub fn gather(cfg: &Config, fleet: &Fleet) -> Report {
             name: s.name.clone(),
             session: s.session.clone(),
             running: live(&s.session).is_some(),
-            command: live(&s.session).map(|p| p.command.clone()).unwrap_or_default(),
+            command: live(&s.session)
+                .map(|p| p.command.clone())
+                .unwrap_or_default(),
         })
         .collect();
     let phase = current.map(|p| PhaseReport {
@@ -121,25 +123,54 @@ pub fn render_table(r: &Report) -> String {
             (false, false) => "in progress",
         };
         let plan = if p.plan.is_empty() { "-" } else { &p.plan };
-        out += &format!("phase {}  [{}/{}]  plan={plan}  ({state})\n", p.id, p.index + 1, p.count);
+        out += &format!(
+            "phase {}  [{}/{}]  plan={plan}  ({state})\n",
+            p.id,
+            p.index + 1,
+            p.count
+        );
     }
-    out += &format!("{:<14} {:<12} {:<9} {:<12} {:<10} STATE\n", "NAME", "KIND", "BACKEND", "MODEL", "WATCH");
+    out += &format!(
+        "{:<14} {:<12} {:<9} {:<12} {:<10} STATE\n",
+        "NAME", "KIND", "BACKEND", "MODEL", "WATCH"
+    );
     for a in &r.agents {
-        let mut state = if a.running { "RUNNING".to_string() } else { "stopped".to_string() };
+        let mut state = if a.running {
+            "RUNNING".to_string()
+        } else {
+            "stopped".to_string()
+        };
         if !a.enabled {
             state += " (disabled)";
         }
         if a.running && !a.command.is_empty() {
             state += &format!(" [{}]", a.command);
         }
-        let model = if a.model.is_empty() { "default" } else { &a.model };
-        out += &format!("{:<14} {:<12} {:<9} {:<12} {:<10} {state}\n", a.name, a.kind, a.backend, model, a.watch);
+        let model = if a.model.is_empty() {
+            "default"
+        } else {
+            &a.model
+        };
+        out += &format!(
+            "{:<14} {:<12} {:<9} {:<12} {:<10} {state}\n",
+            a.name, a.kind, a.backend, model, a.watch
+        );
     }
     for s in &r.services {
         let state = if s.running { "RUNNING" } else { "stopped" };
-        out += &format!("{:<14} {:<12} {:<9} {:<12} {:<10} {state}\n", s.name, "service", "-", "-", "-");
+        out += &format!(
+            "{:<14} {:<12} {:<9} {:<12} {:<10} {state}\n",
+            s.name, "service", "-", "-", "-"
+        );
     }
-    let state = if r.watchdog.running { "RUNNING" } else { "stopped" };
-    out += &format!("{:<14} {:<12} {:<9} {:<12} {:<10} {state}\n", "watchdog", "watchdog", "-", "-", "-");
+    let state = if r.watchdog.running {
+        "RUNNING"
+    } else {
+        "stopped"
+    };
+    out += &format!(
+        "{:<14} {:<12} {:<9} {:<12} {:<10} {state}\n",
+        "watchdog", "watchdog", "-", "-", "-"
+    );
     out
 }

@@ -7,7 +7,9 @@ use crate::{Error, Result};
 
 /// Replace `{phase_id} {plan} {status} {role}` in `text`; other braces are left alone.
 pub fn render_slots(text: &str, phase: Option<&Phase>, role: &str) -> String {
-    let (id, plan, status) = phase.map_or(("", "", ""), |p| (p.id.as_str(), p.plan.as_str(), p.status.as_str()));
+    let (id, plan, status) = phase.map_or(("", "", ""), |p| {
+        (p.id.as_str(), p.plan.as_str(), p.status.as_str())
+    });
     text.replace("{phase_id}", id)
         .replace("{plan}", plan)
         .replace("{status}", status)

@@ -59,11 +59,17 @@ pub fn model_for(agent: &Agent, phase: Option<&Phase>) -> String {
 
 /// Split a user template into argv words, then fill `{name}` placeholders in each word.
 fn argv_template(template: &str, vars: &[(&str, &str)], what: &str) -> Result<Vec<String>> {
-    let words = shell_words::split(template)
-        .map_err(|e| Error::Config(format!("{what} {template:?} cannot be split into words: {e}")))?;
+    let words = shell_words::split(template).map_err(|e| {
+        Error::Config(format!(
+            "{what} {template:?} cannot be split into words: {e}"
+        ))
+    })?;
     Ok(words
         .into_iter()
-        .map(|w| vars.iter().fold(w, |w, (k, v)| w.replace(&format!("{{{k}}}"), v)))
+        .map(|w| {
+            vars.iter()
+                .fold(w, |w, (k, v)| w.replace(&format!("{{{k}}}"), v))
+        })
         .collect())
 }
 
@@ -93,26 +99,44 @@ pub fn plan_launch(cfg: &Config, agent: &Agent, phase: Option<&Phase>) -> Result
     let mut ping = None;
     let command = match backend.prompt_delivery {
         Delivery::Arg => {
-            let mut argv: Vec<String> = ["sh", "-c", ARG_SCRIPT, "orch-launch"].map(String::from).into();
+            let mut argv: Vec<String> = ["sh", "-c", ARG_SCRIPT, "orch-launch"]
+                .map(String::from)
+                .into();
             argv.push(kickoff_file.display().to_string());
             argv.extend(argv_template(&backend.bin, &[], &what("bin"))?);
             let resume = agent.resume && backend.supports_resume;
             if let Some(id) = resume.then(|| read_resume_id(cfg, agent)).flatten() {
-                argv.extend(argv_template(&backend.resume_flag, &[("id", &id)], &what("resume_flag"))?);
+                argv.extend(argv_template(
+                    &backend.resume_flag,
+                    &[("id", &id)],
+                    &what("resume_flag"),
+                )?);
             }
             if backend.remote_control {
                 let flag = &backend.remote_control_flag;
-                argv.extend(argv_template(flag, &[("session", session)], &what("remote_control_flag"))?);
+                argv.extend(argv_template(
+                    flag,
+                    &[("session", session)],
+                    &what("remote_control_flag"),
+                )?);
             }
             if !model.is_empty() {
-                argv.extend(argv_template(&backend.model_flag, &[("model", &model)], &what("model_flag"))?);
+                argv.extend(argv_template(
+                    &backend.model_flag,
+                    &[("model", &model)],
+                    &what("model_flag"),
+                )?);
             }
             argv.extend(argv_template(&backend.flags, &[], &what("flags"))?);
             LaunchCommand::Argv(argv)
         }
         Delivery::Exec => {
             let kf = kickoff_file.display().to_string();
-            let vars = [("kickoff", kf.as_str()), ("session", session), ("model", model.as_str())];
+            let vars = [
+                ("kickoff", kf.as_str()),
+                ("session", session),
+                ("model", model.as_str()),
+            ];
             LaunchCommand::Shell(shell_template(&backend.bin, &vars))
         }
         Delivery::Ping => {
@@ -128,7 +152,11 @@ pub fn plan_launch(cfg: &Config, agent: &Agent, phase: Option<&Phase>) -> Result
             } else {
                 String::new()
             };
-            let sep = if backend.preamble.is_empty() { "" } else { "; " };
+            let sep = if backend.preamble.is_empty() {
+                ""
+            } else {
+                "; "
+            };
             ping = Some(PingBoot {
                 connect_delay: backend.connect_delay,
                 line: ping_boot_line(&kickoff_file),
@@ -153,8 +181,15 @@ pub fn plan_launch(cfg: &Config, agent: &Agent, phase: Option<&Phase>) -> Result
 }
 
 /// The `ORCH_*` variables that tell an agent who it is.
-fn identity_env(cfg: &Config, agent: &Agent, phase: Option<&Phase>, kickoff: &std::path::Path) -> Vec<(String, String)> {
-    let (id, plan, status) = phase.map_or(("", "", ""), |p| (p.id.as_str(), p.plan.as_str(), p.status.as_str()));
+fn identity_env(
+    cfg: &Config,
+    agent: &Agent,
+    phase: Option<&Phase>,
+    kickoff: &std::path::Path,
+) -> Vec<(String, String)> {
+    let (id, plan, status) = phase.map_or(("", "", ""), |p| {
+        (p.id.as_str(), p.plan.as_str(), p.status.as_str())
+    });
     [
         ("ORCH_AGENT", agent.name.as_str()),
         ("ORCH_ROLE", agent.role.as_deref().unwrap_or("")),
@@ -196,7 +231,10 @@ mod tests {
 
     #[test]
     fn shell_template_quotes_values_and_drops_user_quotes() {
-        let out = shell_template("run '{kickoff}' -s {session}", &[("kickoff", "/a b/k$1.txt"), ("session", "s")]);
+        let out = shell_template(
+            "run '{kickoff}' -s {session}",
+            &[("kickoff", "/a b/k$1.txt"), ("session", "s")],
+        );
         assert_eq!(out, "run '/a b/k$1.txt' -s s");
         let words = shell_words::split(&out).unwrap();
         assert_eq!(words, ["run", "/a b/k$1.txt", "-s", "s"]);

@@ -4,4 +4,6 @@ mod kickoff;
 mod launch;
 
 pub use kickoff::{kickoff_text, render_slots};
-pub use launch::{LaunchCommand, LaunchPlan, plan_launch, plan_service, ping_boot_line};
+pub use launch::{
+    LaunchCommand, LaunchPlan, PingBoot, model_for, ping_boot_line, plan_launch, plan_service,
+};

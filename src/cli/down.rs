@@ -10,8 +10,18 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
     let tmux = fleet::tmux_for(cfg);
     let wanted = |n: &str| names.is_empty() || names.iter().any(|x| x == n);
     let mut targets: Vec<(String, String)> = Vec::new();
-    targets.extend(cfg.agents.iter().filter(|a| wanted(&a.name)).map(|a| (a.name.clone(), a.session.clone())));
-    targets.extend(cfg.services.iter().filter(|s| wanted(&s.name)).map(|s| (s.name.clone(), s.session.clone())));
+    targets.extend(
+        cfg.agents
+            .iter()
+            .filter(|a| wanted(&a.name))
+            .map(|a| (a.name.clone(), a.session.clone())),
+    );
+    targets.extend(
+        cfg.services
+            .iter()
+            .filter(|s| wanted(&s.name))
+            .map(|s| (s.name.clone(), s.session.clone())),
+    );
     if wanted("watchdog") {
         targets.push(("watchdog".into(), cfg.watchdog_session()));
     }
@@ -19,7 +29,11 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
         if fleet::stop_session(&tmux, &session)? {
             println!("stopped {name} ({session})");
             if cfg.agent(&name).is_some() {
-                fleet::log_event(cfg, crate::events::AGENT_STOPPED, serde_json::json!({"agent": name, "session": session, "by": "down"}));
+                fleet::log_event(
+                    cfg,
+                    crate::events::AGENT_STOPPED,
+                    serde_json::json!({"agent": name, "session": session, "by": "down"}),
+                );
             }
         } else if !names.is_empty() {
             println!("{name} was not running ({session})");

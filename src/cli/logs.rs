@@ -16,10 +16,14 @@ pub fn run(cfg: &Config, name: &str, follow: bool, lines: usize) -> Result<ExitC
     };
     let path = cfg.session_log(&session);
     if !path.exists() && !follow {
-        return Err(Error::Runtime(format!("{name} has no log yet ({} does not exist)", path.display())));
+        return Err(Error::Runtime(format!(
+            "{name} has no log yet ({} does not exist)",
+            path.display()
+        )));
     }
     if path.exists() {
-        let tail = fleet::read_log_tail(&path, lines).map_err(|e| Error::io(&path, "reading the session log", e))?;
+        let tail = fleet::read_log_tail(&path, lines)
+            .map_err(|e| Error::io(&path, "reading the session log", e))?;
         println!("{tail}");
     }
     if !follow {
@@ -29,14 +33,18 @@ pub fn run(cfg: &Config, name: &str, follow: bool, lines: usize) -> Result<ExitC
     let mut out = std::io::stdout();
     loop {
         std::thread::sleep(Duration::from_millis(250));
-        let Ok(mut f) = std::fs::File::open(&path) else { continue };
+        let Ok(mut f) = std::fs::File::open(&path) else {
+            continue;
+        };
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         if len < pos {
             pos = 0; // truncated or replaced: start over
         }
         if len > pos {
             let mut buf = Vec::new();
-            f.seek(SeekFrom::Start(pos)).and_then(|_| f.read_to_end(&mut buf)).map_err(|e| Error::io(&path, "following the session log", e))?;
+            f.seek(SeekFrom::Start(pos))
+                .and_then(|_| f.read_to_end(&mut buf))
+                .map_err(|e| Error::io(&path, "following the session log", e))?;
             pos += buf.len() as u64;
             if out.write_all(&buf).and_then(|_| out.flush()).is_err() {
                 return Ok(ExitCode::SUCCESS); // reader went away (e.g. piped into head)

@@ -102,7 +102,8 @@ pub enum Verb {
 
 /// Run one parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    init_tracing(cli.verbose);
+    // The watchdog narrates what it does; other verbs print their own lines and log only problems.
+    init_tracing(cli.verbose, matches!(cli.verb, Verb::Watchdog));
     match cli.verb {
         Verb::Validate => validate::run(&cli.config),
         Verb::Init { dir } => {
@@ -122,7 +123,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Verb::Up { names } => up::run(&load(&cli.config)?, &names),
         Verb::Down { names } => down::run(&load(&cli.config)?, &names),
         Verb::Status { json } => status::run(&load(&cli.config)?, json),
-        Verb::Logs { name, follow, lines } => logs::run(&load(&cli.config)?, &name, follow, lines),
+        Verb::Logs {
+            name,
+            follow,
+            lines,
+        } => logs::run(&load(&cli.config)?, &name, follow, lines),
         Verb::Phase { cmd } => phase::run(&load(&cli.config)?, cmd),
     }
 }
@@ -144,13 +149,18 @@ fn selftest() -> ExitCode {
         println!("  {}: {name}", if *ok { "PASS" } else { "FAIL" });
     }
     println!("{} checks, {failed} failed", checks.len());
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "orch=info",
-        1 => "orch=debug",
+fn init_tracing(verbose: u8, narrate: bool) {
+    let default = match (verbose, narrate) {
+        (0, false) => "orch=warn",
+        (0, true) => "orch=info",
+        (1, _) => "orch=debug",
         _ => "orch=trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ORCH_LOG")
@@ -158,6 +168,7 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

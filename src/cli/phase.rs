@@ -18,15 +18,28 @@ pub enum PhaseCmd {
 pub fn run(cfg: &Config, cmd: Option<PhaseCmd>) -> Result<ExitCode> {
     let phases = cfg.phases();
     if phases.is_empty() {
-        return Err(Error::Usage(format!("{} has no [loop].phases", cfg.path.display())));
+        return Err(Error::Usage(format!(
+            "{} has no [loop].phases",
+            cfg.path.display()
+        )));
     }
     let idx = phase::current_index(cfg);
     match cmd.unwrap_or(PhaseCmd::Show) {
         PhaseCmd::Show => {
             let p = &phases[idx];
             let seq: Vec<&str> = phases.iter().map(|p| p.id.as_str()).collect();
-            let done = if phase::is_done(cfg, p) { "DONE" } else { "in progress" };
-            println!("phase {}  [{}/{}]  ({done})  seq: {}", p.id, idx + 1, phases.len(), seq.join(" "));
+            let done = if phase::is_done(cfg, p) {
+                "DONE"
+            } else {
+                "in progress"
+            };
+            println!(
+                "phase {}  [{}/{}]  ({done})  seq: {}",
+                p.id,
+                idx + 1,
+                phases.len(),
+                seq.join(" ")
+            );
         }
         PhaseCmd::Next => {
             if idx + 1 >= phases.len() {

@@ -13,23 +13,47 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
     let agents: Vec<_> = cfg
         .agents
         .iter()
-        .filter(|a| if names.is_empty() { a.enabled } else { wanted(&a.name) })
+        .filter(|a| {
+            if names.is_empty() {
+                a.enabled
+            } else {
+                wanted(&a.name)
+            }
+        })
         .collect();
-    let new_loops = agents.iter().any(|a| a.kind == Kind::Loop && !running.contains(&a.session));
+    let new_loops = agents
+        .iter()
+        .any(|a| a.kind == Kind::Loop && !running.contains(&a.session));
     if new_loops {
         prepare_loops(cfg, &tmux, running.contains(&cfg.watchdog_session()))?;
     }
     let current = phase::current(cfg);
     for agent in agents {
         if running.contains(&agent.session) {
-            println!("{} already running ({}): left alone", agent.name, agent.session);
+            println!(
+                "{} already running ({}): left alone",
+                agent.name, agent.session
+            );
             continue;
         }
         let plan = fleet::start_agent(cfg, &tmux, agent, current)?;
-        let model = if plan.model.is_empty() { "default" } else { &plan.model };
-        println!("started {} ({}, {}, model {model})", agent.name, agent.session, agent.backend);
+        let model = if plan.model.is_empty() {
+            "default"
+        } else {
+            &plan.model
+        };
+        println!(
+            "started {} ({}, {}, model {model})",
+            agent.name, agent.session, agent.backend
+        );
     }
-    for svc in cfg.services.iter().filter(|s| if names.is_empty() { s.enabled } else { wanted(&s.name) }) {
+    for svc in cfg.services.iter().filter(|s| {
+        if names.is_empty() {
+            s.enabled
+        } else {
+            wanted(&s.name)
+        }
+    }) {
         if running.contains(&svc.session) {
             println!("{} already running ({}): left alone", svc.name, svc.session);
         } else {
@@ -80,7 +104,10 @@ fn prepare_loops(cfg: &Config, _tmux: &Tmux, watchdog_running: bool) -> Result<(
     if l.handoff.is_some() && !watchdog_running {
         let repo = phase::handoff_repo(cfg);
         if let Err(e) = crate::watchdog::record_baseline(cfg, &repo) {
-            tracing::warn!("could not record the handoff baseline of {}: {e}", repo.display());
+            tracing::warn!(
+                "could not record the handoff baseline of {}: {e}",
+                repo.display()
+            );
         }
     }
     let _ = handoff::ORIGIN_MAIN;

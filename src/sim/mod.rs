@@ -32,6 +32,9 @@ pub struct SimArgs {
     /// Seconds until a simulated usage limit resets (rounded up to the next minute).
     #[arg(long, default_value_t = 60)]
     pub limit_secs: u64,
+    /// The model it pretends to run (shown in the banner), as a backend's model flag passes it.
+    #[arg(long, default_value = "sim-default")]
+    pub model: String,
     /// Adversary: raise one finding before approving (also ORCH_SIM_FIND=1).
     #[arg(long)]
     pub find: bool,
@@ -125,6 +128,7 @@ struct Sim {
     faults: Vec<Fault>,
     find: bool,
     limit_secs: u64,
+    model: String,
     steps: u32,
     mode: Mode,
 }
@@ -152,6 +156,7 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         faults,
         find: args.find || std::env::var("ORCH_SIM_FIND").is_ok_and(|v| v.trim() == "1"),
         limit_secs: args.limit_secs,
+        model: args.model,
         steps: 0,
         mode: Mode::Ready,
     };
@@ -208,11 +213,12 @@ fn read_line_path(line: &str) -> Option<&str> {
 impl Sim {
     fn banner(&mut self) -> Result<()> {
         let line = format!(
-            "orch-sim {} · {} ({}, phase {})",
+            "orch-sim {} · {} ({}, phase {}) · model {}",
             env!("CARGO_PKG_VERSION"),
             self.id.agent,
             self.id.role,
-            self.id.phase
+            self.id.phase,
+            self.model
         );
         self.scr.say(&line)
     }

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::Watchdog;
 use crate::config::{Config, Handoff};
-use crate::handoff::{self, HandoffMemory, PingDecision, PingReason, ORIGIN_MAIN};
+use crate::handoff::{self, HandoffMemory, ORIGIN_MAIN, PingDecision, PingReason};
 use crate::tmux::DeliverOptions;
 use crate::{events, state};
 
@@ -29,7 +29,10 @@ fn load_memory(cfg: &Config) -> HandoffMemory {
 }
 
 fn save_memory(cfg: &Config, mem: &HandoffMemory) {
-    if let Err(e) = std::fs::create_dir_all(&cfg.state_dir).map_err(|e| e.to_string()).and_then(|_| state::save_json(&memory_file(cfg), mem).map_err(|e| e.to_string())) {
+    if let Err(e) = std::fs::create_dir_all(&cfg.state_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|_| state::save_json(&memory_file(cfg), mem).map_err(|e| e.to_string()))
+    {
         tracing::error!("cannot save the handoff memory: {e}");
     }
 }
@@ -40,9 +43,17 @@ pub fn record_baseline(cfg: &Config, repo: &Path) -> Result<(), handoff::GitErro
     baseline(cfg, repo, false)
 }
 
-pub(super) fn baseline(cfg: &Config, repo: &Path, reset_inboxes: bool) -> Result<(), handoff::GitError> {
+pub(super) fn baseline(
+    cfg: &Config,
+    repo: &Path,
+    reset_inboxes: bool,
+) -> Result<(), handoff::GitError> {
     handoff::fetch(repo, FETCH_TIMEOUT)?;
-    let mut mem = if reset_inboxes { HandoffMemory::default() } else { load_memory(cfg) };
+    let mut mem = if reset_inboxes {
+        HandoffMemory::default()
+    } else {
+        load_memory(cfg)
+    };
     mem.tip = handoff::tip(repo, ORIGIN_MAIN)?;
     save_memory(cfg, &mem);
     Ok(())
@@ -50,7 +61,9 @@ pub(super) fn baseline(cfg: &Config, repo: &Path, reset_inboxes: bool) -> Result
 
 impl Watchdog {
     pub(super) fn handoff_tick(&mut self) {
-        let Some(h) = self.cfg.loop_.as_ref().and_then(|l| l.handoff.clone()) else { return };
+        let Some(h) = self.cfg.loop_.as_ref().and_then(|l| l.handoff.clone()) else {
+            return;
+        };
         let repo = h.repo.clone();
         if let Err(e) = handoff::fetch(&repo, FETCH_TIMEOUT) {
             let text = e.to_string();
@@ -73,7 +86,10 @@ impl Watchdog {
             }
             Err(e) => {
                 tracing::warn!("cannot read {}: {e}", repo.display());
-                self.event(events::FETCH_ERROR, json!({ "repo": repo, "error": e.to_string() }));
+                self.event(
+                    events::FETCH_ERROR,
+                    json!({ "repo": repo, "error": e.to_string() }),
+                );
             }
         }
     }
@@ -84,17 +100,28 @@ impl Watchdog {
             (PingReason::Review, _) => (&h.review_pings, handoff::REVIEW_PING.to_string(), None),
             (PingReason::Inbox, Some(i)) => {
                 let file = h.inboxes.get(i).cloned().unwrap_or_default();
-                let target = if i % 2 == 0 { &h.claim_pings } else { &h.review_pings };
-                (target, handoff::inbox_ping(&h.state_subdir, &file), Some(file))
+                let target = if i % 2 == 0 {
+                    &h.claim_pings
+                } else {
+                    &h.review_pings
+                };
+                (
+                    target,
+                    handoff::inbox_ping(&h.state_subdir, &file),
+                    Some(file),
+                )
             }
             (PingReason::Inbox, None) => return,
         };
         let delivered = self.ping_agent(target, &text);
         tracing::info!(agent = %target, reason = p.reason.as_str(), delivered, "ping");
-        self.event(events::PING, json!({
-            "agent": target, "reason": p.reason.as_str(), "commits": p.commits,
-            "file": file, "delivered": delivered,
-        }));
+        self.event(
+            events::PING,
+            json!({
+                "agent": target, "reason": p.reason.as_str(), "commits": p.commits,
+                "file": file, "delivered": delivered,
+            }),
+        );
     }
 
     /// Type `text` into the agent's pane and submit it; false when the agent is not running
@@ -109,7 +136,10 @@ impl Watchdog {
             Ok(true) => {}
             _ => return false,
         }
-        match self.tmux.deliver(&session, text, submit, &DeliverOptions::default()) {
+        match self
+            .tmux
+            .deliver(&session, text, submit, &DeliverOptions::default())
+        {
             Ok(outcome) => outcome.confirmed,
             Err(e) => {
                 tracing::warn!("cannot ping {name}: {e}");
@@ -120,7 +150,11 @@ impl Watchdog {
 }
 
 /// Read origin/main and the inboxes, and decide the pings against `mem`.
-fn observe(repo: &Path, h: &Handoff, mem: &HandoffMemory) -> Result<(Vec<PingDecision>, HandoffMemory), handoff::GitError> {
+fn observe(
+    repo: &Path,
+    h: &Handoff,
+    mem: &HandoffMemory,
+) -> Result<(Vec<PingDecision>, HandoffMemory), handoff::GitError> {
     let tip = handoff::tip(repo, ORIGIN_MAIN)?;
     let commits = match (&tip, &mem.tip) {
         (Some(t), Some(old)) if t != old => handoff::commits_between(repo, Some(old), t)?,
@@ -131,5 +165,12 @@ fn observe(repo: &Path, h: &Handoff, mem: &HandoffMemory) -> Result<(Vec<PingDec
         .iter()
         .map(|f| handoff::show_pushed(repo, &h.state_subdir, f))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(handoff::decide(mem, tip.as_deref(), &commits, &h.claim_pattern, &h.review_pattern, &inboxes))
+    Ok(handoff::decide(
+        mem,
+        tip.as_deref(),
+        &commits,
+        &h.claim_pattern,
+        &h.review_pattern,
+        &inboxes,
+    ))
 }

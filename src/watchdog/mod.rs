@@ -32,7 +32,8 @@ pub struct Watchdog {
 
 impl Watchdog {
     fn new(config_path: PathBuf, cfg: Config) -> Result<Self> {
-        let events = EventLog::open(&cfg.log_dir).map_err(|e| Error::io(&cfg.log_dir, "opening the event log", e))?;
+        let events = EventLog::open(&cfg.log_dir)
+            .map_err(|e| Error::io(&cfg.log_dir, "opening the event log", e))?;
         Ok(Watchdog {
             config_path,
             tmux: fleet::tmux_for(&cfg),
@@ -78,9 +79,9 @@ impl Watchdog {
         if self.cfg.loop_agents().next().is_some() {
             self.handoff_tick();
         }
-        let heavy_due = self
-            .last_heavy
-            .is_none_or(|t| t.elapsed() + Duration::from_millis(50) >= self.cfg.watchdog.heavy_interval);
+        let heavy_due = self.last_heavy.is_none_or(|t| {
+            t.elapsed() + Duration::from_millis(50) >= self.cfg.watchdog.heavy_interval
+        });
         if heavy_due {
             self.last_heavy = Some(Instant::now());
             let _advanced = self.phase_tick();
@@ -90,7 +91,8 @@ impl Watchdog {
 
 /// Run the watchdog in the foreground until SIGINT/SIGTERM.
 pub fn run(config_path: &Path) -> Result<ExitCode> {
-    let config_path = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+    let config_path =
+        std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
     let loaded = config::load(&config_path, LoadOptions::WATCHDOG)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
@@ -108,11 +110,19 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
         .map_err(|e| Error::Runtime(format!("cannot start the watchdog's runtime: {e}")))?;
     let reason = runtime.block_on(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Error::Runtime(format!("cannot watch SIGINT: {e}")))?;
-        let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Error::Runtime(format!("cannot watch SIGTERM: {e}")))?;
+        let mut sigint = signal(SignalKind::interrupt())
+            .map_err(|e| Error::Runtime(format!("cannot watch SIGINT: {e}")))?;
+        let mut sigterm = signal(SignalKind::terminate())
+            .map_err(|e| Error::Runtime(format!("cannot watch SIGTERM: {e}")))?;
+        // tmux kill-session hangs up the pane: a clean stop too.
+        let mut sighup = signal(SignalKind::hangup())
+            .map_err(|e| Error::Runtime(format!("cannot watch SIGHUP: {e}")))?;
         let phase = crate::phase::current(&wd.cfg).map(|p| p.id.clone());
         tracing::info!(pid = std::process::id(), ?phase, "watchdog up");
-        wd.event(events::WATCHDOG_STARTED, json!({ "pid": std::process::id(), "phase": phase }));
+        wd.event(
+            events::WATCHDOG_STARTED,
+            json!({ "pid": std::process::id(), "phase": phase }),
+        );
         let reason = loop {
             let mut moved = wd;
             wd = tokio::task::spawn_blocking(move || {
@@ -125,6 +135,7 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
                 _ = tokio::time::sleep(wd.cfg.watchdog.signal_interval) => {}
                 _ = sigint.recv() => break "SIGINT",
                 _ = sigterm.recv() => break "SIGTERM",
+                _ = sighup.recv() => break "SIGHUP",
             }
         };
         tracing::info!(reason, "watchdog stopping");

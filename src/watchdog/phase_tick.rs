@@ -9,7 +9,9 @@ use crate::{events, fleet, state};
 impl Watchdog {
     /// Returns true when the phase moved or the sequence completed on this tick.
     pub(super) fn phase_tick(&mut self) -> bool {
-        let Some(l) = self.cfg.loop_.clone() else { return false };
+        let Some(l) = self.cfg.loop_.clone() else {
+            return false;
+        };
         if l.phases.is_empty() || !l.auto_advance {
             return false;
         }
@@ -32,9 +34,12 @@ impl Watchdog {
                 if let Err(e) = super::handoff_tick::baseline(&self.cfg, &repo, true) {
                     tracing::warn!("cannot record the handoff baseline: {e}");
                 }
-                self.event(events::PHASE_ADVANCED, json!({
-                    "from": current.id, "to": next.id, "from_index": from, "to_index": to,
-                }));
+                self.event(
+                    events::PHASE_ADVANCED,
+                    json!({
+                        "from": current.id, "to": next.id, "from_index": from, "to_index": to,
+                    }),
+                );
                 self.start_loops();
                 true
             }
@@ -50,7 +55,10 @@ impl Watchdog {
                     return false;
                 }
                 let task = l.on_complete.as_ref().map(|o| o.run.clone());
-                self.event(events::SEQUENCE_COMPLETE, json!({ "phase": current.id, "on_complete": task }));
+                self.event(
+                    events::SEQUENCE_COMPLETE,
+                    json!({ "phase": current.id, "on_complete": task }),
+                );
                 if let Some(oc) = &l.on_complete {
                     let _ = std::fs::remove_file(self.cfg.log_dir.join(&oc.trigger_file));
                     self.launch_on_complete(&oc.run);
@@ -61,7 +69,9 @@ impl Watchdog {
     }
 
     fn launch_on_complete(&self, name: &str) {
-        let Some(agent) = self.cfg.agent(name) else { return };
+        let Some(agent) = self.cfg.agent(name) else {
+            return;
+        };
         let _ = self.tmux.kill_session(&agent.session);
         match fleet::start_agent(&self.cfg, &self.tmux, agent, None) {
             Ok(_) => tracing::info!(agent = name, "on_complete task launched"),
@@ -72,7 +82,10 @@ impl Watchdog {
     pub(super) fn stop_loops(&self) {
         for a in self.cfg.loop_agents() {
             if let Ok(true) = self.tmux.kill_session(&a.session) {
-                self.event(events::AGENT_STOPPED, json!({ "agent": a.name, "session": a.session, "by": "watchdog" }));
+                self.event(
+                    events::AGENT_STOPPED,
+                    json!({ "agent": a.name, "session": a.session, "by": "watchdog" }),
+                );
             }
         }
     }
