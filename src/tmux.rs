@@ -3,6 +3,7 @@
 mod deliver;
 mod exec;
 mod fleet;
+mod screen;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
