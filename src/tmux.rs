@@ -3,6 +3,8 @@
 mod deliver;
 mod exec;
 mod fleet;
+mod screen;
+mod session;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,8 +12,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use deliver::{DeliverOptions, DeliveryOutcome};
 pub use fleet::{Fleet, PaneInfo, parse_fleet};
+pub use session::{Command, NewSession};
 
 use exec::{Cmdline, Ran, Runner};
+use session::{validate_env_key, validate_name};
 
 /// The environment variable that overrides the config's `tmux_socket`.
 pub const SOCKET_ENV: &str = "ORCH_TMUX_SOCKET";
@@ -66,48 +70,6 @@ pub enum TmuxError {
         doing: &'static str,
         source: std::io::Error,
     },
-}
-
-/// What a new session runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// A shell command line; tmux runs it with `sh -c`.
-    Shell(String),
-    /// A program and its arguments, exec'd directly by tmux (no shell, no quoting).
-    Argv(Vec<String>),
-}
-
-/// Everything `new_session` needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewSession {
-    pub name: String,
-    /// The working directory; created if missing.
-    pub cwd: PathBuf,
-    /// Variables given to the session's process with `new-session -e` (never typed).
-    pub env: Vec<(String, String)>,
-    pub command: Command,
-    /// Pane size; `None` means 200x50.
-    pub width: Option<u16>,
-    pub height: Option<u16>,
-    /// Append the pane's output to this file (`pipe-pane -o`); its directory is created.
-    pub log: Option<PathBuf>,
-    /// Keep the pane (dead) after its process exits, so its status can be read.
-    pub remain_on_exit: bool,
-}
-
-impl NewSession {
-    pub fn new(name: impl Into<String>, cwd: impl Into<PathBuf>, command: Command) -> Self {
-        NewSession {
-            name: name.into(),
-            cwd: cwd.into(),
-            env: Vec::new(),
-            command,
-            width: None,
-            height: None,
-            log: None,
-            remain_on_exit: false,
-        }
-    }
 }
 
 /// A handle on one tmux server: the default one, or a private one (`tmux -L <socket>`).
@@ -350,47 +312,18 @@ fn choose_socket(env: Option<String>, config: Option<&str>) -> Option<String> {
 }
 
 /// tmux's words for "there is no server on this socket" (or it went away during the call).
+/// Other connection errors (e.g. permission denied) stay errors.
 fn server_absent(stderr: &str) -> bool {
-    [
-        "no server running",
-        "error connecting to",
-        "server exited unexpectedly",
-        "lost server",
-    ]
-    .iter()
-    .any(|words| stderr.contains(words))
-}
-
-/// Names tmux would alter (`:` and `.` become `_`) or escape cannot be targeted exactly.
-fn validate_name(name: &str) -> Result<(), TmuxError> {
-    let why = if name.is_empty() {
-        "it is empty"
-    } else if name.contains([':', '.']) {
-        "tmux does not allow ':' or '.' in session names"
-    } else if name.chars().any(char::is_control) {
-        "it contains a control character"
-    } else {
-        return Ok(());
-    };
-    Err(TmuxError::InvalidName {
-        name: name.to_string(),
-        why,
-    })
-}
-
-fn validate_env_key(session: &str, key: &str) -> Result<(), TmuxError> {
-    let why = if key.is_empty() {
-        "the name is empty"
-    } else if key.contains('=') {
-        "the name contains '='"
-    } else {
-        return Ok(());
-    };
-    Err(TmuxError::InvalidEnv {
-        session: session.to_string(),
-        key: key.to_string(),
-        why,
-    })
+    let refused = stderr.contains("error connecting to")
+        && (stderr.contains("No such file or directory") || stderr.contains("Connection refused"));
+    refused
+        || [
+            "no server running",
+            "server exited unexpectedly",
+            "lost server",
+        ]
+        .iter()
+        .any(|words| stderr.contains(words))
 }
 
 /// A name no other call (in this or another process) will use at the same time.
@@ -434,19 +367,16 @@ mod tests {
     }
 
     #[test]
-    fn session_names_tmux_would_rewrite_are_rejected() {
-        assert!(validate_name("proj builder").is_ok());
-        for bad in ["", "a:b", "a.b", "a\tb"] {
-            let err = validate_name(bad).unwrap_err().to_string();
-            assert!(err.contains("invalid tmux session name"), "{err}");
-        }
-    }
-
-    #[test]
-    fn env_keys_must_be_names() {
-        assert!(validate_env_key("s", "FOO").is_ok());
-        assert!(validate_env_key("s", "").is_err());
-        assert!(validate_env_key("s", "A=B").is_err());
+    fn only_a_missing_server_counts_as_absent() {
+        assert!(server_absent("no server running on /tmp/tmux-0/x"));
+        assert!(server_absent(
+            "error connecting to /tmp/tmux-0/x (Connection refused)"
+        ));
+        assert!(server_absent("server exited unexpectedly"));
+        assert!(!server_absent(
+            "error connecting to /tmp/tmux-0/x (Permission denied)"
+        ));
+        assert!(!server_absent("can't find pane: %9"));
     }
 
     #[test]

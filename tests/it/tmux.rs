@@ -217,6 +217,43 @@ fn deliver_submits_single_and_multi_line_texts_into_a_line_reader() {
     assert_eq!(wait_for_file(&rec, &expected), expected);
 }
 
+/// Reads raw keys, echoes them, and ignores the first Enter of every line (like a TUI
+/// that turns an early Enter into a newline); the second Enter records the line.
+const ENTER_SWALLOWER: &str = r#"stty -icanon -echo -icrnl min 1 time 0
+cr=$(printf '\r'); swallowed=; line=
+while :; do
+  c=$(dd bs=1 count=1 2>/dev/null)
+  if [ "$c" = "$cr" ]; then
+    if [ -z "$swallowed" ]; then swallowed=1; continue; fi
+    printf '\r\n'; printf '%s\n' "$line" >> "$0"; line=; swallowed=
+  else
+    printf '%s' "$c"; line="$line$c"
+  fi
+done"#;
+
+#[test]
+fn deliver_resends_the_submit_key_when_the_first_one_is_swallowed() {
+    let server = TmuxServer::new();
+    let dir = TempDir::new().unwrap();
+    let rec = dir.path().join("rec");
+    let command = argv(&["sh", "-c", ENTER_SWALLOWER, rec.to_str().unwrap()]);
+    start(&server, "swallow", dir.path(), command);
+    let opts = DeliverOptions {
+        submit_wait: Duration::from_millis(500),
+        ..DeliverOptions::default()
+    };
+    let outcome = server
+        .tmux
+        .deliver("swallow", "needs two enters", "Enter", &opts)
+        .unwrap();
+    assert!(outcome.confirmed, "{outcome:?}");
+    assert_eq!(outcome.submits, 2);
+    assert_eq!(
+        wait_for_file(&rec, "needs two enters\n"),
+        "needs two enters\n"
+    );
+}
+
 #[test]
 fn deliver_does_not_claim_a_submit_it_could_not_see() {
     let server = TmuxServer::new();
