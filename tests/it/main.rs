@@ -3,6 +3,8 @@
 mod config;
 mod gitfix;
 mod handoff;
+mod loop_smoke;
+mod project;
 mod sim;
 mod support;
 mod tmux;
