@@ -1,6 +1,7 @@
 //! Loading agents.toml: read, parse (with spans), build the typed model, and report every
 //! problem as `file:line:col: message`. The schema itself is in DESIGN.md and `schema.rs`.
 mod model;
+mod presets;
 mod raw;
 mod schema;
 mod validate;
@@ -78,7 +79,7 @@ pub fn load_str_with_env(
             &format!("invalid TOML: {}", e.message().trim()),
         ))
     })?;
-    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
+    let mut raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
         let key = e
             .span()
             .and_then(|s| schema::path_at(doc.get_ref(), s.start));
@@ -88,6 +89,8 @@ pub fn load_str_with_env(
         };
         Error::Config(at(e.span(), &message))
     })?;
+    raw.with_presets(text)
+        .map_err(|e| Error::Config(format!("{shown}: {e}")))?;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
     let built = validate::build(
         raw,

@@ -49,7 +49,16 @@ pub struct Backend {
     pub bin: String,
     pub flags: String,
     pub prompt_delivery: Delivery,
+    /// The first of `process_names` (what a healthy pane runs).
     pub process_name: Option<String>,
+    /// Every command name tmux may report for a healthy pane (`node` and `codex`, say).
+    pub process_names: Vec<String>,
+    /// The built-in preset this backend starts from, if any.
+    pub preset: Option<String>,
+    /// Classifier rules: the backend's own `screen_rules`, then its preset's (empty: no classifier).
+    pub screen_rules: Vec<crate::detect::ScreenRule>,
+    /// How first-run dialogs are answered for agents that opt in (`auto_accept`).
+    pub dialogs: Vec<crate::backend::presets::DialogAnswer>,
     pub submit_key: String,
     pub model_flag: String,
     pub supports_resume: bool,
@@ -124,6 +133,8 @@ pub struct Agent {
     pub wake: Option<Wake>,
     /// Extra environment for the agent's session (values are secrets: never logged).
     pub env: BTreeMap<String, String>,
+    /// Dialog keys (`trust`, `bypass-permissions`, ...) answered without asking.
+    pub auto_accept: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -18,6 +18,55 @@ pub struct RawConfig {
     pub service: Vec<RawService>,
     #[serde(rename = "loop")]
     pub loop_: Option<RawLoop>,
+    /// Backends added from the built-in presets that no `[backend.X]` table names (filled by
+    /// `with_presets`; validation keeps only those an agent uses).
+    #[serde(skip)]
+    pub preset_only: std::collections::BTreeSet<String>,
+}
+
+impl RawConfig {
+    /// Start every backend from its preset (`preset = "..."` or its own name) with the user's
+    /// keys on top, and add the presets no table names. `text` is the config the raw came from.
+    pub fn with_presets(&mut self, text: &str) -> Result<(), String> {
+        use crate::backend::presets;
+        let doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let user = match doc.get("backend") {
+            Some(toml::Value::Table(t)) => t.clone(),
+            _ => toml::Table::new(),
+        };
+        for (name, body) in &user {
+            let toml::Value::Table(body) = body else {
+                continue;
+            };
+            let preset = match self.backend.get(name).and_then(|b| b.preset.clone()) {
+                Some(p) => p,
+                None if presets::is_preset(name) => name.clone(),
+                None => continue,
+            };
+            let merged = presets::merge_preset(&preset, Some(body)).ok_or_else(|| {
+                format!(
+                    "backend {name}: preset {preset:?} is not a built-in preset (known: {})",
+                    presets::preset_names().join(", ")
+                )
+            })?;
+            let built: RawBackend = toml::Value::Table(merged)
+                .try_into()
+                .map_err(|e| format!("backend {name} (preset {preset}): {e}"))?;
+            self.backend.insert(name.clone(), built);
+        }
+        for name in presets::preset_names() {
+            if self.backend.contains_key(name) {
+                continue;
+            }
+            let table = presets::preset_table(name).unwrap_or_default();
+            let built: RawBackend = toml::Value::Table(table)
+                .try_into()
+                .map_err(|e| format!("built-in preset {name}: {e}"))?;
+            self.backend.insert(name.to_string(), built);
+            self.preset_only.insert(name.to_string());
+        }
+        Ok(())
+    }
 }
 
 /// `[defaults]`: the project keys plus a default for every `[[agent]]` key.
@@ -41,6 +90,8 @@ pub struct RawAgentKeys {
     pub enabled: Option<bool>,
     pub resume: Option<bool>,
     pub env: Option<BTreeMap<String, String>>,
+    /// First-run dialogs the agent answers by itself (keys from its backend's `dialogs`).
+    pub auto_accept: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,10 +133,12 @@ pub struct RawWatchdog {
 
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct RawBackend {
+    /// A built-in preset whose keys this backend starts from (default: its own name, if a preset).
+    pub preset: Option<String>,
     pub bin: Option<String>,
     pub flags: Option<String>,
     pub prompt_delivery: Option<String>,
-    pub process_name: Option<String>,
+    pub process_name: Option<OneOrMany>,
     pub submit_key: Option<String>,
     pub model_flag: Option<String>,
     pub supports_resume: Option<bool>,
@@ -103,6 +156,45 @@ pub struct RawBackend {
     pub server: Option<String>,
     pub connect_delay: Option<Seconds>,
     pub model_env: Option<bool>,
+    /// Classifier rules tried before the preset's own.
+    pub screen_rules: Option<Vec<RawScreenRule>>,
+    /// How each first-run dialog is answered (preset data; see backend/presets.toml).
+    pub dialogs: Option<Vec<RawDialog>>,
+}
+
+/// `screen_rules = [{ state = "busy", pattern = "...", rows = 10 }]`
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawScreenRule {
+    pub state: Option<String>,
+    pub pattern: Option<String>,
+    pub rows: Option<usize>,
+    pub name: Option<String>,
+}
+
+/// `dialogs = [{ key = "trust", state = "trust_prompt", pattern = "...", keys = ["Enter"] }]`
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawDialog {
+    pub key: Option<String>,
+    pub state: Option<String>,
+    pub pattern: Option<String>,
+    pub keys: Option<Vec<String>>,
+}
+
+/// A string or a list of strings (`process_name = "node"` or `["node", "codex"]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

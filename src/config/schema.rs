@@ -5,7 +5,14 @@ use std::ops::Range;
 use toml::de::{DeTable, DeValue};
 
 const AGENT_KEYS: &[&str] = &[
-    "backend", "model", "watch", "dir", "enabled", "resume", "env",
+    "backend",
+    "model",
+    "watch",
+    "dir",
+    "enabled",
+    "resume",
+    "env",
+    "auto_accept",
 ];
 const DEFAULTS_KEYS: &[&str] = &["session_prefix", "log_dir", "project_dir", "tmux_socket"];
 const AGENT_ONLY_KEYS: &[&str] = &[
@@ -27,6 +34,9 @@ const WATCHDOG_KEYS: &[&str] = &[
     "limit_reset_slack",
 ];
 pub const BACKEND_KEYS: &[&str] = &[
+    "preset",
+    "screen_rules",
+    "dialogs",
     "bin",
     "flags",
     "prompt_delivery",

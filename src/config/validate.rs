@@ -20,14 +20,14 @@ pub struct Problem {
 }
 
 /// Collects problems while the model is built; knows the document to place them.
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     doc: &'a DeTable<'a>,
     errors: Vec<Problem>,
     warnings: Vec<Problem>,
 }
 
 impl Checker<'_> {
-    fn error(&mut self, path: &[Seg<'_>], message: String) {
+    pub(super) fn error(&mut self, path: &[Seg<'_>], message: String) {
         let span = schema::locate(self.doc, path);
         self.errors.push(Problem { span, message });
     }
@@ -125,6 +125,8 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
     }
 
     let agents = build_agents(&mut c, &raw, &project_dir, &session_prefix, &backends, env);
+    super::presets::check_auto_accept(&mut c, &agents, &backends);
+    backends.retain(|n, _| !raw.preset_only.contains(n) || agents.iter().any(|a| &a.backend == n));
     let services = build_services(&mut c, &raw, &project_dir, &session_prefix, &agents);
     let loop_ = raw
         .loop_
@@ -177,12 +179,28 @@ fn build_backend(c: &mut Checker<'_>, name: &str, b: &RawBackend) -> Option<Back
         );
     }
     let what = |key: &str| format!("backend {name}: {key}");
+    let process_names: Vec<String> = b
+        .process_name
+        .as_ref()
+        .map(|p| p.to_vec())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    let preset = b
+        .preset
+        .clone()
+        .or_else(|| crate::backend::presets::is_preset(name).then(|| name.to_string()));
     Some(Backend {
         name: name.to_string(),
         bin,
         flags: b.flags.clone().unwrap_or_default(),
         prompt_delivery,
-        process_name: b.process_name.clone().filter(|p| !p.is_empty()),
+        process_name: process_names.first().cloned(),
+        screen_rules: super::presets::screen_rules(c, name, b, preset.as_deref()),
+        dialogs: super::presets::dialogs(c, name, b),
+        process_names,
+        preset,
         submit_key: b.submit_key.clone().unwrap_or_else(|| "Enter".into()),
         model_flag: b
             .model_flag
@@ -357,6 +375,11 @@ fn build_agents(
             prompt_file,
             wake,
             env,
+            auto_accept: k
+                .auto_accept
+                .clone()
+                .or_else(|| d.auto_accept.clone())
+                .unwrap_or_default(),
         });
     }
     agents
