@@ -42,6 +42,8 @@ pub fn start_agent(
     spec.env = plan.env.clone();
     spec.log = Some(cfg.session_log(&plan.session));
     tmux.new_session(&spec)?;
+    // Answer the first dialogs (auto_accept) before anything is typed; see watchdog/screen.rs.
+    crate::watchdog::screen::settle_start(cfg, tmux, agent);
     if let Some(Err(e)) = plan
         .ping
         .as_ref()

@@ -41,6 +41,8 @@ pub struct AgentReport {
     /// What the pane runs now (tmux's pane_current_command); empty when stopped.
     pub command: String,
     pub pid: Option<u32>,
+    /// `login_required` / `auth_error` while a human must act (the watchdog's open episode).
+    pub needs_attention: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,6 +62,7 @@ pub struct WatchdogReport {
 /// Build the report from the config and one snapshot of the tmux server.
 pub fn gather(cfg: &Config, fleet: &Fleet) -> Report {
     let current = phase::current(cfg);
+    let attention = crate::watchdog::screen::load_attention(cfg);
     let live = |session: &str| fleet.get(session).filter(|p| !p.dead);
     let agents = cfg
         .agents
@@ -77,6 +80,7 @@ pub fn gather(cfg: &Config, fleet: &Fleet) -> Report {
                 running: pane.is_some(),
                 command: pane.map(|p| p.command.clone()).unwrap_or_default(),
                 pid: pane.and_then(|p| p.pid),
+                needs_attention: attention.get(&a.name).map(|x| x.state.clone()),
             }
         })
         .collect();
@@ -145,6 +149,9 @@ pub fn render_table(r: &Report) -> String {
         }
         if a.running && !a.command.is_empty() {
             state += &format!(" [{}]", a.command);
+        }
+        if let Some(why) = &a.needs_attention {
+            state += &format!(" NEEDS ATTENTION ({why})");
         }
         let model = if a.model.is_empty() {
             "default"

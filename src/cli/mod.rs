@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::Result;
 
+mod classify;
 mod down;
 mod init;
 mod logs;
@@ -95,6 +96,23 @@ pub enum Verb {
     ///
     /// Example: orch watchdog
     Watchdog,
+    /// Classify a captured agent screen (FILE, or stdin for - / none): prints its state.
+    ///
+    /// Backends: the config's [backend.NAME] tables (when the config file exists), the
+    /// built-in presets claude-code, codex, gemini-cli, opencode, and generic (the default).
+    /// With --json: {"backend", "state", "rule", "reset" (RFC 3339 or null)}.
+    ///
+    /// Example: tmux capture-pane -p -t =proj-builder: | orch classify --backend claude-code
+    Classify {
+        /// A backend of the config, or a built-in preset.
+        #[arg(long, default_value = "generic")]
+        backend: String,
+        /// Print one JSON object: the state, the rule that matched, the reset time.
+        #[arg(long)]
+        json: bool,
+        /// The screen text (tmux capture-pane -p output); - or none reads stdin.
+        file: Option<PathBuf>,
+    },
     /// The simulated coding agent used by the demo and the tests.
     #[command(hide = true)]
     Sim(crate::sim::SimArgs),
@@ -118,6 +136,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Verb::Selftest => Ok(selftest()),
+        Verb::Classify {
+            backend,
+            json,
+            file,
+        } => classify::run(&cli.config, &backend, json, file.as_ref()),
         Verb::Sim(args) => crate::sim::run(args),
         Verb::Watchdog => crate::watchdog::run(&cli.config),
         Verb::Up { names } => up::run(&load(&cli.config)?, &names),

@@ -2,6 +2,7 @@
 //! limits, stalls, wakes) and a heavy tick every `heavy_interval` (phase advance, healing).
 mod handoff_tick;
 mod phase_tick;
+pub mod screen;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -79,6 +80,7 @@ impl Watchdog {
         if self.cfg.loop_agents().next().is_some() {
             self.handoff_tick();
         }
+        self.screen_tick();
         let heavy_due = self.last_heavy.is_none_or(|t| {
             t.elapsed() + Duration::from_millis(50) >= self.cfg.watchdog.heavy_interval
         });
