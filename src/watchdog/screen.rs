@@ -85,10 +85,15 @@ fn answer_dialog(
     Some(answer.key.clone())
 }
 
+/// How long a screen must keep its state before start-up counts it as settled: codex draws its
+/// idle view for ~3 s before its trust dialog appears, gemini its input box for a moment.
+const SETTLED: Duration = Duration::from_secs(5);
+
 /// Right after start: while the agent's screen is starting or shows a dialog it opted into,
-/// answer it; return once the screen shows something else (the input box, busy, an error) or
-/// after the backend's `connect_delay`. Runs only for backends with screen rules and agents
-/// that auto-accept or take the `ping` delivery (whose boot line must not land in a dialog).
+/// answer it; return once the screen has kept another state (the input box, busy, an error)
+/// for [`SETTLED`], or after the backend's `connect_delay`. Runs only for backends with screen
+/// rules and agents that auto-accept or take the `ping` delivery (whose boot line must not
+/// land in a dialog). Later dialogs are answered by the watchdog's tick.
 pub fn settle_start(cfg: &Config, tmux: &Tmux, agent: &Agent) -> Option<Classification> {
     let backend = cfg.backend_of(agent);
     let wanted = !agent.auto_accept.is_empty() || backend.prompt_delivery == Delivery::Ping;
@@ -96,7 +101,8 @@ pub fn settle_start(cfg: &Config, tmux: &Tmux, agent: &Agent) -> Option<Classifi
         return None;
     }
     let deadline = Instant::now() + backend.connect_delay;
-    let mut last = None;
+    let mut last: Option<Classification> = None;
+    let mut since = Instant::now();
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
         let Ok(screen) = tmux.capture(&agent.session, usize::MAX) else {
@@ -107,6 +113,9 @@ pub fn settle_start(cfg: &Config, tmux: &Tmux, agent: &Agent) -> Option<Classifi
             &backend.screen_rules,
             chrono::Local::now().fixed_offset(),
         );
+        if last.as_ref().is_none_or(|l| l.state != c.state) {
+            since = Instant::now();
+        }
         let waiting = match c.state {
             ScreenState::Starting | ScreenState::Unknown => true,
             ScreenState::TrustPrompt | ScreenState::PermissionPrompt | ScreenState::Onboarding
@@ -116,7 +125,7 @@ pub fn settle_start(cfg: &Config, tmux: &Tmux, agent: &Agent) -> Option<Classifi
                 std::thread::sleep(Duration::from_millis(750));
                 true
             }
-            _ => false,
+            _ => since.elapsed() < SETTLED,
         };
         last = Some(c);
         if !waiting {

@@ -6,6 +6,7 @@ mod handoff;
 mod loop_smoke;
 mod presets;
 mod project;
+mod real_cli;
 mod sim;
 mod support;
 mod tmux;
