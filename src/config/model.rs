@@ -75,6 +75,8 @@ pub struct Backend {
     pub attach: String,
     pub server: String,
     pub connect_delay: Duration,
+    /// How long a start-up screen must keep its state before it counts as settled.
+    pub startup_settle: Duration,
     pub model_env: bool,
 }
 

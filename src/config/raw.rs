@@ -155,6 +155,8 @@ pub struct RawBackend {
     pub attach: Option<String>,
     pub server: Option<String>,
     pub connect_delay: Option<Seconds>,
+    /// How long a start-up screen must hold still before it counts (auto_accept / ping).
+    pub startup_settle: Option<Seconds>,
     pub model_env: Option<bool>,
     /// Classifier rules tried before the preset's own.
     pub screen_rules: Option<Vec<RawScreenRule>>,

@@ -57,6 +57,7 @@ pub const BACKEND_KEYS: &[&str] = &[
     "attach",
     "server",
     "connect_delay",
+    "startup_settle",
     "model_env",
 ];
 const LOOP_KEYS: &[&str] = &[

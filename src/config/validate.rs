@@ -226,6 +226,7 @@ fn build_backend(c: &mut Checker<'_>, name: &str, b: &RawBackend) -> Option<Back
         attach: b.attach.clone().unwrap_or_else(|| "{bin}".into()),
         server: b.server.clone().unwrap_or_default(),
         connect_delay: dur(&b.connect_delay, secs(12)),
+        startup_settle: dur(&b.startup_settle, secs(5)),
         model_env: b.model_env.unwrap_or(false),
     })
 }

@@ -85,13 +85,10 @@ fn answer_dialog(
     Some(answer.key.clone())
 }
 
-/// How long a screen must keep its state before start-up counts it as settled: codex draws its
-/// idle view for ~3 s before its trust dialog appears, gemini its input box for a moment.
-const SETTLED: Duration = Duration::from_secs(5);
-
 /// Right after start: while the agent's screen is starting or shows a dialog it opted into,
 /// answer it; return once the screen has kept another state (the input box, busy, an error)
-/// for [`SETTLED`], or after the backend's `connect_delay`. Runs only for backends with screen
+/// for the backend's `startup_settle` (codex draws its idle view for seconds before its
+/// trust dialog appears, gemini its input box for a moment), or after the backend's `connect_delay`. Runs only for backends with screen
 /// rules and agents that auto-accept or take the `ping` delivery (whose boot line must not
 /// land in a dialog). Later dialogs are answered by the watchdog's tick.
 pub fn settle_start(cfg: &Config, tmux: &Tmux, agent: &Agent) -> Option<Classification> {
@@ -125,7 +122,7 @@ pub fn settle_start(cfg: &Config, tmux: &Tmux, agent: &Agent) -> Option<Classifi
                 std::thread::sleep(Duration::from_millis(750));
                 true
             }
-            _ => since.elapsed() < SETTLED,
+            _ => since.elapsed() < backend.startup_settle,
         };
         last = Some(c);
         if !waiting {
