@@ -2,6 +2,7 @@
 //! limits, stalls, wakes) and a heavy tick every `heavy_interval` (phase advance, healing).
 mod handoff_tick;
 mod phase_tick;
+pub mod policy;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -75,7 +76,9 @@ impl Watchdog {
 
     /// One tick: the light work always, the heavy work when it is due (and on the first tick).
     pub fn tick(&mut self) {
+        let before = self.cfg.clone();
         self.reload();
+        self.policy_tick(&before);
         if self.cfg.loop_agents().next().is_some() {
             self.handoff_tick();
         }

@@ -81,7 +81,7 @@ impl Watchdog {
 
     pub(super) fn stop_loops(&self) {
         for a in self.cfg.loop_agents() {
-            if let Ok(true) = self.tmux.kill_session(&a.session) {
+            if let Ok(true) = fleet::stop_agent(&self.cfg, &self.tmux, a) {
                 self.event(
                     events::AGENT_STOPPED,
                     json!({ "agent": a.name, "session": a.session, "by": "watchdog" }),
