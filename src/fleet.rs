@@ -211,10 +211,13 @@ pub fn stop_session_gracefully(
         let prepared = tmux
             .set_remain_on_exit(session)
             .and_then(|_| tmux.send_keys(session, &["C-c"]));
-        if let Err(TmuxError::NoSession { .. }) = prepared {
-            return Ok(true);
+        if let Err(e) = prepared {
+            // Gone in the meantime (it exited by itself): nothing left to stop.
+            if matches!(e, TmuxError::NoSession { .. }) || !tmux.has_session(session)? {
+                return Ok(true);
+            }
+            return Err(e.into());
         }
-        prepared?;
         let start = Instant::now();
         let mut second = false;
         loop {

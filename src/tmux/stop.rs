@@ -13,13 +13,10 @@ impl Tmux {
         self.run(cmd, name, None).map(drop)
     }
 
-    /// Whether the session's pane process has exited (`None`: no such session).
+    /// Whether the session's pane process has exited (`None`: no such session). Asked through
+    /// the fleet query: `display-message` on a missing target prints nothing and succeeds.
     pub fn pane_dead(&self, name: &str) -> Result<Option<bool>, TmuxError> {
-        match self.display(name, "#{pane_dead}") {
-            Ok(text) => Ok(Some(text.trim() == "1")),
-            Err(TmuxError::NoSession { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self.fleet()?.get(name).map(|p| p.dead))
     }
 
     /// The pane's whole history and screen (`capture-pane -p -S -`), trailing blank lines kept.
