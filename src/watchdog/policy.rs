@@ -35,6 +35,9 @@ pub struct AgentRecord {
     pub stopped: bool,
 }
 
+/// How long to wait for tmux to report a dead pane's exit status.
+const STATUS_SETTLE: Duration = Duration::from_secs(2);
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -284,6 +287,7 @@ impl Watchdog {
         let Some(policy) = &a.restart else {
             return; // no policy: healing's business
         };
+        let status = status.or_else(|| self.settled_status(&a.session));
         let now = now_ms();
         let decision = decide_exit(policy, status, rec.restarts);
         tracing::info!(agent = %a.name, ?status, ?decision, "agent exited");
@@ -311,6 +315,24 @@ impl Watchdog {
                 json!({ "agent": a.name, "restarts": rec.restarts, "status": status }),
             );
         }
+    }
+
+    /// tmux 3.3 marks a pane dead when its output ends, and fills `pane_dead_status` only once
+    /// it has reaped the process: ask again for a moment before calling the status unknown.
+    fn settled_status(&self, session: &str) -> Option<i32> {
+        let deadline = std::time::Instant::now() + STATUS_SETTLE;
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            let pane = self.tmux.fleet().ok()?.get(session).cloned()?;
+            if pane.dead_status.is_some() {
+                return pane.dead_status;
+            }
+        }
+        tracing::warn!(
+            session,
+            "tmux gave no exit status for the dead pane: counted as a failure"
+        );
+        None
     }
 
     /// A scheduled restart whose backoff has passed.
