@@ -3,6 +3,7 @@
 mod config;
 mod gitfix;
 mod handoff;
+mod heal;
 mod loop_smoke;
 mod project;
 mod sim;
