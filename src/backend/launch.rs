@@ -48,8 +48,9 @@ pub fn ping_boot_line(kickoff_file: &std::path::Path) -> String {
     format!("read {} and follow it", kickoff_file.display())
 }
 
-/// The model for `agent` in `phase`: the phase's per-role override wins.
+/// The model for `agent` in `phase`: for a loop agent the phase's per-role override wins.
 pub fn model_for(agent: &Agent, phase: Option<&Phase>) -> String {
+    let phase = phase.filter(|_| agent.kind == Kind::Loop);
     agent
         .role
         .as_ref()
