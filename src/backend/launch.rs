@@ -41,7 +41,8 @@ pub struct LaunchPlan {
 /// Reads the kickoff file into one argument and execs the agent with it: the script is
 /// constant, every variable part is a positional argument. The `x` sentinel keeps the
 /// kickoff's trailing newlines, which `$(...)` would strip.
-const ARG_SCRIPT: &str = r#"k=$(cat -- "$1" && printf x) || exit 127; k=${k%x}; shift; exec "$@" "$k""#;
+const ARG_SCRIPT: &str =
+    r#"k=$(cat -- "$1" && printf x) || exit 127; k=${k%x}; shift; exec "$@" "$k""#;
 
 /// The line typed into a `ping`-delivery agent once it is ready.
 pub fn ping_boot_line(kickoff_file: &std::path::Path) -> String {
