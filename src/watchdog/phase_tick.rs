@@ -72,7 +72,12 @@ impl Watchdog {
         let Some(agent) = self.cfg.agent(name) else {
             return;
         };
-        let _ = self.tmux.kill_session(&agent.session);
+        let _ = fleet::stop_session_gracefully(
+            &self.cfg,
+            &self.tmux,
+            &agent.session,
+            agent.grace_period,
+        );
         match fleet::start_agent(&self.cfg, &self.tmux, agent, None) {
             Ok(_) => tracing::info!(agent = name, "on_complete task launched"),
             Err(e) => tracing::error!("cannot launch the on_complete task {name}: {e}"),
