@@ -12,6 +12,9 @@ use super::model::*;
 use super::raw::*;
 use super::schema::{self, Seg};
 
+mod policy;
+use policy::build_policy;
+
 /// One thing wrong with a config, and where.
 #[derive(Debug, Clone)]
 pub struct Problem {
@@ -369,112 +372,6 @@ fn build_agents(
         });
     }
     agents
-}
-
-/// The supervision keys of one agent (issue 8), built together.
-struct PolicyKeys {
-    secrets_dir: Option<PathBuf>,
-    files: BTreeMap<String, PathBuf>,
-    worktree: bool,
-    grace_period: Duration,
-    timeout: Option<Duration>,
-    restart: Option<RestartPolicy>,
-}
-
-fn build_policy(
-    c: &mut Checker<'_>,
-    i: usize,
-    who: &str,
-    k: &RawAgentKeys,
-    d: &RawAgentKeys,
-    project_dir: &Path,
-    checked_secrets: &mut BTreeSet<PathBuf>,
-) -> PolicyKeys {
-    let at = |key| [Seg::Key("agent"), Seg::Index(i), Seg::Key(key)];
-    let secrets_dir = k
-        .secrets_dir
-        .as_deref()
-        .or(d.secrets_dir.as_deref())
-        .filter(|s| !s.is_empty())
-        .map(|s| resolve(project_dir, s));
-    if let Some(dir) = secrets_dir.as_ref()
-        && checked_secrets.insert(dir.clone())
-        && let Err(why) = crate::secrets::check_dir(dir)
-    {
-        c.error(&at("secrets_dir"), format!("{who}: {why}"));
-    }
-    let mut files = BTreeMap::new();
-    let raw_files = d.files.iter().chain(k.files.iter()).flatten();
-    for (dest, src) in raw_files {
-        let p = Path::new(dest);
-        let escapes = p.is_absolute()
-            || dest.is_empty()
-            || p.components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_)));
-        if escapes {
-            c.error(
-                &at("files"),
-                format!("{who}: files destination {dest:?} must be a relative path inside the agent's dir (no '..')"),
-            );
-            continue;
-        }
-        let source = resolve(project_dir, src);
-        if !source.is_file() {
-            c.error(
-                &at("files"),
-                format!(
-                    "{who}: files source {} (for {dest}) does not exist",
-                    source.display()
-                ),
-            );
-        }
-        files.insert(dest.clone(), source);
-    }
-    let restart = match k.restart.as_deref().or(d.restart.as_deref()) {
-        None => None,
-        Some(text) => {
-            let mode = match text {
-                "no" => Restart::No,
-                "on-failure" => Restart::OnFailure,
-                "always" => Restart::Always,
-                other => {
-                    c.error(
-                        &at("restart"),
-                        format!("{who}: restart {other:?} is not one of no, on-failure, always"),
-                    );
-                    Restart::No
-                }
-            };
-            let pick = |a: &Option<Seconds>, b: &Option<Seconds>, n| dur(&a.or(*b), secs(n));
-            let backoff = pick(&k.restart_backoff, &d.restart_backoff, 10);
-            let backoff_max = pick(&k.restart_backoff_max, &d.restart_backoff_max, 300);
-            if backoff_max < backoff {
-                c.error(
-                    &at("restart_backoff_max"),
-                    format!("{who}: restart_backoff_max ({backoff_max:?}) is less than restart_backoff ({backoff:?})"),
-                );
-            }
-            Some(RestartPolicy {
-                mode,
-                max_restarts: k.max_restarts.or(d.max_restarts).unwrap_or(5),
-                backoff,
-                backoff_max,
-                reset_after: pick(&k.restart_reset_after, &d.restart_reset_after, 600),
-            })
-        }
-    };
-    PolicyKeys {
-        secrets_dir,
-        files,
-        worktree: k.worktree.or(d.worktree).unwrap_or(false),
-        grace_period: dur(&k.grace_period.or(d.grace_period), secs(30)),
-        timeout: k
-            .timeout
-            .or(d.timeout)
-            .map(|s| s.0)
-            .filter(|t| !t.is_zero()),
-        restart,
-    }
 }
 
 fn list_or_none(names: &[&str]) -> String {
