@@ -8,3 +8,4 @@ mod project;
 mod sim;
 mod support;
 mod tmux;
+mod watchdog;
