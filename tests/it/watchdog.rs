@@ -11,6 +11,9 @@ use crate::gitfix::git;
 use crate::project::{Project, RECORDER_BACKEND, loop_agents, loop_section};
 use crate::support::wait_for;
 
+mod lifecycle;
+mod phases;
+
 /// How long any single expected effect may take (1 s ticks; generous for a loaded machine).
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -45,6 +48,18 @@ struct Watchdog {
 }
 
 impl Watchdog {
+    /// Spawn with stderr captured in a pipe (for a watchdog expected to exit at once).
+    fn spawn_piped(p: &Project) -> Watchdog {
+        let child = p
+            .orch_cmd(&["watchdog"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Watchdog { child }
+    }
+
     fn spawn(p: &Project) -> Watchdog {
         std::fs::create_dir_all(p.log_dir()).unwrap();
         let err = std::fs::OpenOptions::new()
@@ -108,6 +123,13 @@ impl Drop for Watchdog {
 
 fn stderr_of(p: &Project) -> String {
     std::fs::read_to_string(p.log_dir().join("test-watchdog.err")).unwrap_or_default()
+}
+
+/// Replace the config atomically (the watchdog must never read a half-written file).
+fn write_config(p: &Project, text: &str) {
+    let tmp = p.config.with_extension("toml.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &p.config).unwrap();
 }
 
 /// The origin/main tip the watchdog has handled (its on-disk handoff memory).
