@@ -93,7 +93,10 @@ fn last_phase_done_completes_the_sequence_and_runs_on_complete_once() {
     sync(&p, &tester);
     sync(&p, &tester);
     assert_eq!(p.events_named("sequence_complete").len(), 1);
-    assert_eq!(p.events_named("sequence_complete")[0]["on_complete"], "finisher");
+    assert_eq!(
+        p.events_named("sequence_complete")[0]["on_complete"],
+        "finisher"
+    );
     assert_eq!(runs(), 1);
     assert!(p.events_named("phase_advanced").is_empty());
     for session in ["t-builder", "t-adversary"] {
@@ -108,7 +111,30 @@ fn last_phase_done_completes_the_sequence_and_runs_on_complete_once() {
     );
     assert_ne!(two, text);
     write_config(&p, &two);
-    assert!(p.wait_events("phase_advanced", 1, WAIT), "{:#?}", p.events());
+    assert!(
+        p.wait_events("phase_advanced", 1, WAIT),
+        "{:#?}",
+        p.events()
+    );
     assert!(!p.log_dir().join("SEQUENCE-COMPLETE").exists());
     assert_eq!(runs(), 1);
+}
+
+#[test]
+fn restarting_one_loop_agent_mid_sequence_keeps_the_phase_with_resume_phase_off() {
+    let p = project(2, "resume_phase = false\n", "");
+    p.orch_ok(&["up", "builder", "adversary"]);
+    p.orch_ok(&["phase", "set", "1"]);
+    assert!(p.server.tmux.kill_session("t-adversary").unwrap());
+    // Only the adversary is new: the sequence is under way, not starting over.
+    p.orch_ok(&["up", "adversary"]);
+    assert_eq!(phase_index(&p).trim(), "1");
+    let kickoff =
+        std::fs::read_to_string(p.log_dir().join("state/kickoff-t-adversary.txt")).unwrap();
+    assert!(kickoff.contains("phase p2"), "{kickoff}");
+    // A fresh start (no loop running) does go back to the first phase.
+    assert!(p.server.tmux.kill_session("t-adversary").unwrap());
+    assert!(p.server.tmux.kill_session("t-builder").unwrap());
+    p.orch_ok(&["up", "builder", "adversary"]);
+    assert_eq!(phase_index(&p).trim(), "0");
 }
