@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use orch::handoff::{CLAIM_PING, REVIEW_PING, inbox_ping};
 use serde_json::Value;
 
 use crate::gitfix::git;
@@ -13,6 +12,19 @@ use crate::support::wait_for;
 
 mod lifecycle;
 mod phases;
+
+/// The reference tool's ping texts, verbatim (what the agents' prompts are written against).
+const CLAIM_PING: &str = "watchdog ping: the other loop pushed a gate CLAIM commit. \
+                          Pull and verify the claimed gate now.";
+const REVIEW_PING: &str = "watchdog ping: the other loop pushed a verdict/finding commit. \
+                           Pull the review file and act.";
+
+fn inbox_ping(sub: &str, file: &str) -> String {
+    format!(
+        "watchdog ping: the other loop pushed {sub}/{file} — pull, read it, act, then delete \
+         the file (commit + push) to mark it consumed."
+    )
+}
 
 /// How long any single expected effect may take (1 s ticks; generous for a loaded machine).
 const WAIT: Duration = Duration::from_secs(30);
@@ -215,9 +227,16 @@ fn claim_commit_pings_adversary_once_and_review_commit_pings_builder_once() {
     assert_eq!(reviews.len(), 1, "{reviews:#?}");
     assert_eq!(commit_sha_list(&reviews[0]), vec![review]);
     assert_eq!(p.events_named("ping").len(), 2, "{:#?}", p.events());
+    for e in p.events_named("ping") {
+        assert_eq!(e["delivered"], true, "{e}");
+    }
     assert_eq!(typed_count(&p, "adversary", CLAIM_PING), 1);
     assert_eq!(typed_count(&p, "builder", REVIEW_PING), 1);
-    assert!(!p.typed("builder").contains(CLAIM_PING), "{}", p.typed("builder"));
+    assert!(
+        !p.typed("builder").contains(CLAIM_PING),
+        "{}",
+        p.typed("builder")
+    );
     assert!(!p.typed("adversary").contains(REVIEW_PING));
 }
 
@@ -282,7 +301,10 @@ fn commit_matching_neither_pattern_pings_nobody() {
 fn two_claims_in_one_fetch_ping_adversary_once_naming_both() {
     let (p, tester) = started(1, "", "");
     let _wd = Watchdog::start(&p, 1);
-    git(&tester, &["commit", "-q", "--allow-empty", "-m", "claim: gate 1"]);
+    git(
+        &tester,
+        &["commit", "-q", "--allow-empty", "-m", "claim: gate 1"],
+    );
     let first = git(&tester, &["rev-parse", "HEAD"]);
     let second = p.git.commit_and_push(&tester, "claim: gate 2", &[]);
     wait_typed(&p, "adversary", CLAIM_PING, 1);

@@ -28,7 +28,12 @@ fn killed_and_restarted_watchdog_neither_loses_nor_repeats_a_ping() {
     assert_eq!(claims.len(), 2, "{claims:#?}");
     assert_eq!(commit_sha_list(&claims[0]), vec![first]);
     assert_eq!(commit_sha_list(&claims[1]), vec![second]);
-    assert_eq!(pings(&p, "inbox", "adversary").len(), 1, "{:#?}", p.events());
+    assert_eq!(
+        pings(&p, "inbox", "adversary").len(),
+        1,
+        "{:#?}",
+        p.events()
+    );
     assert_eq!(typed_count(&p, "adversary", CLAIM_PING), 2);
     assert_eq!(typed_count(&p, "adversary", &inbox_text), 1);
 }
@@ -84,7 +89,10 @@ fn unreachable_origin_logs_fetch_error_once_and_the_loop_goes_on() {
     let (p, tester) = started(3, "", "");
     let watch = p.path("watch");
     let remote = p.git.remote.display().to_string();
-    git(&watch, &["remote", "set-url", "origin", "/nonexistent/nowhere.git"]);
+    git(
+        &watch,
+        &["remote", "set-url", "origin", "/nonexistent/nowhere.git"],
+    );
     let mut wd = Watchdog::start(&p, 1);
     assert!(p.wait_events("fetch_error", 1, WAIT), "{:#?}", p.events());
     // The phase part still works from the working tree, tick after tick.
@@ -96,7 +104,11 @@ fn unreachable_origin_logs_fetch_error_once_and_the_loop_goes_on() {
             "## DONE\nverified\n",
         )
         .unwrap();
-        assert!(p.wait_events("phase_advanced", n, WAIT), "{:#?}", p.events());
+        assert!(
+            p.wait_events("phase_advanced", n, WAIT),
+            "{:#?}",
+            p.events()
+        );
     }
     assert!(wd.alive());
     assert_eq!(p.events_named("fetch_error").len(), 1, "{:#?}", p.events());
@@ -148,7 +160,16 @@ fn push_to_ping_latency_at_one_second_ticks() {
     for i in 1..=runs {
         // Spread the pushes over the tick phase.
         std::thread::sleep(Duration::from_millis((i as u64 * 370) % 1000));
-        git(&tester, &["commit", "-q", "--allow-empty", "-m", &format!("claim: gate {i}")]);
+        git(
+            &tester,
+            &[
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                &format!("claim: gate {i}"),
+            ],
+        );
         let t0 = Instant::now();
         git(&tester, &["push", "-q", "origin", "HEAD:main"]);
         let deadline = t0 + WAIT;
