@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use crate::config::{Config, Kind};
-use crate::{Error, Result, fleet, handoff, phase, tmux::Tmux};
+use crate::{Error, Result, fleet, phase};
 
 pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
     check_names(cfg, names)?;
@@ -29,7 +29,7 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
         // way and only some of its sessions are being restarted).
         let fresh = !running.contains(&cfg.watchdog_session())
             && !cfg.loop_agents().any(|a| running.contains(&a.session));
-        prepare_loops(cfg, &tmux, running.contains(&cfg.watchdog_session()), fresh)?;
+        prepare_loops(cfg, running.contains(&cfg.watchdog_session()), fresh)?;
     }
     let current = phase::current(cfg);
     for agent in agents {
@@ -101,7 +101,7 @@ pub fn check_names(cfg: &Config, names: &[String]) -> Result<()> {
 /// crashed loop agent restarted mid-sequence keeps the current phase), and the handoff
 /// baseline (the origin/main tip already handled) is recorded so that a claim pushed right
 /// after start is pinged even if the watchdog's first fetch comes later.
-fn prepare_loops(cfg: &Config, _tmux: &Tmux, watchdog_running: bool, fresh: bool) -> Result<()> {
+fn prepare_loops(cfg: &Config, watchdog_running: bool, fresh: bool) -> Result<()> {
     let Some(l) = &cfg.loop_ else { return Ok(()) };
     if fresh && !l.resume_phase && !l.phases.is_empty() {
         phase::set_index(cfg, 0)?;
@@ -115,6 +115,5 @@ fn prepare_loops(cfg: &Config, _tmux: &Tmux, watchdog_running: bool, fresh: bool
             );
         }
     }
-    let _ = handoff::ORIGIN_MAIN;
     Ok(())
 }
