@@ -100,7 +100,8 @@ pub fn check_names(cfg: &Config, names: &[String]) -> Result<()> {
 /// Before loop agents start: on a `fresh` start `resume_phase = false` resets to phase 0 (a
 /// crashed loop agent restarted mid-sequence keeps the current phase), and the handoff
 /// baseline (the origin/main tip already handled) is recorded so that a claim pushed right
-/// after start is pinged even if the watchdog's first fetch comes later.
+/// after start is pinged even if the watchdog's first fetch comes later. Not fresh, a
+/// remembered tip is kept so claims pushed while the watchdog was down are still pinged.
 fn prepare_loops(cfg: &Config, watchdog_running: bool, fresh: bool) -> Result<()> {
     let Some(l) = &cfg.loop_ else { return Ok(()) };
     if fresh && !l.resume_phase && !l.phases.is_empty() {
@@ -108,7 +109,7 @@ fn prepare_loops(cfg: &Config, watchdog_running: bool, fresh: bool) -> Result<()
     }
     if l.handoff.is_some() && !watchdog_running {
         let repo = phase::handoff_repo(cfg);
-        if let Err(e) = crate::watchdog::record_baseline(cfg, &repo) {
+        if let Err(e) = crate::watchdog::record_baseline(cfg, &repo, !fresh) {
             tracing::warn!(
                 "could not record the handoff baseline of {}: {e}",
                 repo.display()

@@ -190,3 +190,24 @@ fn push_to_ping_latency_at_one_second_ticks() {
         ms[ms.len() - 1]
     );
 }
+
+#[test]
+fn claim_pushed_while_watchdog_and_one_loop_were_down_is_pinged_after_up() {
+    let (p, tester) = started(1, "", "");
+    let mut wd = Watchdog::start(&p, 1);
+    p.git.commit_and_push(&tester, "claim: gate 1", &[]);
+    wait_typed(&p, "adversary", CLAIM_PING, 1);
+    sync(&p, &tester);
+    wd.signal(libc::SIGTERM);
+    assert!(wd.wait_exit(WAIT).is_some(), "the watchdog ignored SIGTERM");
+    assert!(p.server.tmux.kill_session("t-adversary").unwrap());
+    // The builder keeps working while the adversary and the watchdog are down.
+    let second = p.git.commit_and_push(&tester, "claim: gate 2", &[]);
+    p.orch_ok(&["up", "adversary"]);
+    let _wd = Watchdog::start(&p, 2);
+    wait_typed(&p, "adversary", CLAIM_PING, 2);
+    sync(&p, &tester);
+    let claims = pings(&p, "claim", "adversary");
+    assert_eq!(claims.len(), 2, "{claims:#?}");
+    assert_eq!(commit_sha_list(&claims[1]), vec![second]);
+}
