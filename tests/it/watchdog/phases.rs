@@ -138,3 +138,23 @@ fn restarting_one_loop_agent_mid_sequence_keeps_the_phase_with_resume_phase_off(
     p.orch_ok(&["up", "builder", "adversary"]);
     assert_eq!(phase_index(&p).trim(), "0");
 }
+
+#[test]
+fn done_phase_stays_when_auto_advance_is_off() {
+    let (p, tester) = started(2, "auto_advance = false\n", "");
+    let _wd = Watchdog::start(&p, 1);
+    p.git.commit_and_push(
+        &tester,
+        "status: p1 done",
+        &[(P1_STATUS, "## DONE\nAll gates verified.\n")],
+    );
+    sync(&p, &tester);
+    sync(&p, &tester);
+    assert!(
+        p.events_named("phase_advanced").is_empty(),
+        "{:#?}",
+        p.events()
+    );
+    assert!(p.events_named("agent_stopped").is_empty());
+    assert_ne!(phase_index(&p).trim(), "1");
+}
