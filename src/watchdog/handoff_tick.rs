@@ -38,11 +38,20 @@ fn save_memory(cfg: &Config, mem: &HandoffMemory) {
 }
 
 /// Record the origin/main tip as already handled (loops are starting: `up`, phase advance).
-/// `reset_inboxes` forgets inbox hashes too (a new phase starts fresh, as the reference does).
-pub fn record_baseline(cfg: &Config, repo: &Path) -> Result<(), handoff::GitError> {
+/// With `keep_existing` a tip already remembered is kept: the sequence is under way and what
+/// was pushed since the watchdog last looked must still be pinged.
+pub fn record_baseline(
+    cfg: &Config,
+    repo: &Path,
+    keep_existing: bool,
+) -> Result<(), handoff::GitError> {
+    if keep_existing && load_memory(cfg).tip.is_some() {
+        return Ok(());
+    }
     baseline(cfg, repo, false)
 }
 
+/// `reset_inboxes` forgets inbox hashes too (a new phase starts fresh, as the reference does).
 pub(super) fn baseline(
     cfg: &Config,
     repo: &Path,

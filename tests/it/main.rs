@@ -11,3 +11,4 @@ mod project;
 mod sim;
 mod support;
 mod tmux;
+mod watchdog;
