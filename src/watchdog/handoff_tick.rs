@@ -83,22 +83,23 @@ impl Watchdog {
             }
             return;
         }
-        if self.fetch_error.take().is_some() {
-            tracing::info!("fetch of {} works again", repo.display());
-        }
         match observe(&repo, &h, &load_memory(&self.cfg)) {
             Ok((pings, mem)) => {
+                if self.fetch_error.take().is_some() {
+                    tracing::info!("the handoff repo {} reads again", repo.display());
+                }
                 save_memory(&self.cfg, &mem);
                 for p in pings {
                     self.send_ping(&h, &p);
                 }
             }
             Err(e) => {
-                tracing::warn!("cannot read {}: {e}", repo.display());
-                self.event(
-                    events::FETCH_ERROR,
-                    json!({ "repo": repo, "error": e.to_string() }),
-                );
+                let text = e.to_string();
+                if self.fetch_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!("cannot read {}: {text}", repo.display());
+                    self.event(events::FETCH_ERROR, json!({ "repo": repo, "error": text }));
+                    self.fetch_error = Some(text);
+                }
             }
         }
     }
