@@ -13,6 +13,16 @@ const AGENT_KEYS: &[&str] = &[
     "resume",
     "env",
     "auto_accept",
+    "secrets_dir",
+    "files",
+    "worktree",
+    "grace_period",
+    "timeout",
+    "restart",
+    "max_restarts",
+    "restart_backoff",
+    "restart_backoff_max",
+    "restart_reset_after",
 ];
 const DEFAULTS_KEYS: &[&str] = &["session_prefix", "log_dir", "project_dir", "tmux_socket"];
 const AGENT_ONLY_KEYS: &[&str] = &[

@@ -61,6 +61,17 @@ pub fn classify_session(tmux: &Tmux, backend: &Backend, session: &str) -> Option
     ))
 }
 
+/// Classify already-captured `pane` text with `backend`'s rules (`None`: no rules).
+pub fn classify_text(backend: &Backend, pane: &str) -> Option<Classification> {
+    (!backend.screen_rules.is_empty()).then(|| {
+        classify(
+            pane,
+            &backend.screen_rules,
+            chrono::Local::now().fixed_offset(),
+        )
+    })
+}
+
 /// If `c` is a dialog the agent opted into, send its answer; the dialog key answered.
 fn answer_dialog(
     cfg: &Config,

@@ -250,7 +250,7 @@ fn each_bad_config_gets_its_own_message_and_exit_2() {
         (
             "unknown backend",
             &format!("{MINIMAL}[[agent]]\nname = \"a\"\nbackend = \"claud\"\n"),
-            "agents.toml:10:11: agent a: unknown backend \"claud\" (known: sh)",
+            "agents.toml:10:11: agent a: unknown backend \"claud\" (known: claude-code, codex, gemini-cli, opencode, sh)",
         ),
         (
             "duplicate agent",

@@ -246,6 +246,8 @@ connect_delay = 10
 preset = "claude-code"
 bin = "sh ./fake-login.sh"
 flags = ""
+stall_idle = 1
+log_grace = 0
 "#;
     let p = Project::new(&format!("{body}{agents}"));
     std::fs::write(p.path("fake-trust.sh"), FAKE_TRUST).unwrap();
@@ -279,9 +281,9 @@ fn up_answers_an_opted_in_trust_dialog_before_it_returns() {
 }
 
 #[test]
-fn watchdog_reports_a_login_problem_once_and_leaves_unopted_dialogs_alone() {
+fn watchdog_reports_a_login_problem_once_never_restarts_it_and_leaves_unopted_dialogs_alone() {
     let p = fake_project(
-        "[[agent]]\nname = \"login\"\nbackend = \"fake-login\"\nprompt = \"hi\"\n\
+        "[[agent]]\nname = \"login\"\nbackend = \"fake-login\"\nprompt = \"hi\"\nwatch = \"heal+stall\"\n\
          [[agent]]\nname = \"shy\"\nbackend = \"fake-trust\"\nprompt = \"hi\"\n",
     );
     p.orch_ok(&["up"]);
@@ -294,6 +296,12 @@ fn watchdog_reports_a_login_problem_once_and_leaves_unopted_dialogs_alone() {
     assert_eq!(events[0]["agent"], "login");
     assert_eq!(events[0]["state"], "login_required");
     assert!(p.events_named("auto_accepted").is_empty());
+    // An idle, logged-out agent is not rebooted as stalled (no restart loop).
+    assert!(
+        p.events_named("healed").is_empty(),
+        "{:?}",
+        p.events_named("healed")
+    );
     let screen = p.server.tmux.capture("t-shy", usize::MAX).unwrap();
     assert!(screen.contains("❯ No, exit"), "{screen}");
     let status: Value = serde_json::from_str(&p.orch_ok(&["status", "--json"])).unwrap();
