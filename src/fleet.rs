@@ -36,6 +36,9 @@ pub fn start_agent(
 ) -> Result<LaunchPlan> {
     let plan = backend::plan_launch(cfg, agent, phase)?;
     ensure_dirs(cfg)?;
+    if agent.hooks {
+        install_hooks(agent);
+    }
     state::write_atomic(&plan.kickoff_file, plan.kickoff.as_bytes())
         .map_err(|e| Error::io(&plan.kickoff_file, "writing the kickoff file", e))?;
     let mut spec = NewSession::new(&plan.session, &plan.cwd, to_tmux(plan.command.clone()));
@@ -60,6 +63,16 @@ pub fn start_agent(
         }),
     );
     Ok(plan)
+}
+
+/// Wire `orch hook` into the agent dir's Claude settings; a failure is reported, never fatal.
+fn install_hooks(agent: &Agent) {
+    let result = std::env::current_exe()
+        .map_err(|e| e.to_string())
+        .and_then(|exe| crate::hooks::install(&agent.dir, &exe).map_err(|e| e.to_string()));
+    if let Err(e) = result {
+        tracing::warn!(agent = %agent.name, "cannot wire the Claude hooks: {e}");
+    }
 }
 
 /// `ping` delivery: wait (bounded by connect_delay) until the pane is quiet and shows an input,

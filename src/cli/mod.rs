@@ -95,6 +95,14 @@ pub enum Verb {
     ///
     /// Example: orch watchdog
     Watchdog,
+    /// Record a Claude Code hook (JSON on stdin) for $ORCH_AGENT under $ORCH_LOG_DIR/hooks/.
+    /// Always exits 0, fast, without tmux: wired by `hooks = true` on an agent.
+    ///
+    /// Example: echo '{"tool_name":"Bash"}' | ORCH_AGENT=builder ORCH_LOG_DIR=.orch orch hook PreToolUse
+    Hook {
+        /// The hook event: SessionStart, UserPromptSubmit, PreToolUse, Stop, Notification, ...
+        event: String,
+    },
     /// The simulated coding agent used by the demo and the tests.
     #[command(hide = true)]
     Sim(crate::sim::SimArgs),
@@ -119,6 +127,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Verb::Selftest => Ok(selftest()),
         Verb::Sim(args) => crate::sim::run(args),
+        Verb::Hook { event } => Ok(crate::hooks::run(&event)),
         Verb::Watchdog => crate::watchdog::run(&cli.config),
         Verb::Up { names } => up::run(&load(&cli.config)?, &names),
         Verb::Down { names } => down::run(&load(&cli.config)?, &names),

@@ -40,6 +40,7 @@ pub struct RawAgentKeys {
     pub dir: Option<String>,
     pub enabled: Option<bool>,
     pub resume: Option<bool>,
+    pub hooks: Option<bool>,
     pub env: Option<BTreeMap<String, String>>,
 }
 

@@ -5,7 +5,7 @@ use std::ops::Range;
 use toml::de::{DeTable, DeValue};
 
 const AGENT_KEYS: &[&str] = &[
-    "backend", "model", "watch", "dir", "enabled", "resume", "env",
+    "backend", "model", "watch", "dir", "enabled", "resume", "env", "hooks",
 ];
 const DEFAULTS_KEYS: &[&str] = &["session_prefix", "log_dir", "project_dir", "tmux_socket"];
 const AGENT_ONLY_KEYS: &[&str] = &[

@@ -45,6 +45,13 @@ impl Watchdog {
         })
     }
 
+    /// A watchdog for the config at `config_path`, without the lock or the loop: for running
+    /// single ticks (benchmarks, tests).
+    pub fn open(config_path: &Path) -> Result<Self> {
+        let loaded = config::load(config_path, LoadOptions::WATCHDOG)?;
+        Self::new(config_path.to_path_buf(), loaded.config)
+    }
+
     /// Append an event; failing to log never stops the loop.
     pub fn event(&self, name: &str, fields: serde_json::Value) {
         if let Err(e) = self.events.append(name, fields) {
@@ -123,6 +130,8 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
             events::WATCHDOG_STARTED,
             json!({ "pid": std::process::id(), "phase": phase }),
         );
+        // The read-only status API, a task beside the tick loop; dropped (socket removed) on exit.
+        let api = crate::api::ApiHandle::spawn(&wd.cfg);
         let reason = loop {
             let mut moved = wd;
             wd = tokio::task::spawn_blocking(move || {
@@ -131,6 +140,9 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
             })
             .await
             .map_err(|e| Error::Runtime(format!("a watchdog tick failed: {e}")))?;
+            if let Some(api) = &api {
+                api.update(&wd.cfg, wd.config_error.as_deref());
+            }
             tokio::select! {
                 _ = tokio::time::sleep(wd.cfg.watchdog.signal_interval) => {}
                 _ = sigint.recv() => break "SIGINT",

@@ -4,6 +4,7 @@ mod config;
 mod gitfix;
 mod handoff;
 mod loop_smoke;
+mod observe;
 mod project;
 mod sim;
 mod support;
