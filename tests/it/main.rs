@@ -1,8 +1,10 @@
 //! Integration tests: one test binary, real tmux servers (private sockets) and real git repos.
 //! Each module covers one area; `support` holds the shared fixtures.
 mod config;
+mod fleet;
 mod gitfix;
 mod handoff;
+mod heal;
 mod loop_smoke;
 mod observe;
 mod project;
