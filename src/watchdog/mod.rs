@@ -3,6 +3,7 @@
 mod handoff_tick;
 pub mod heal;
 pub mod limit;
+mod pane_cache;
 mod phase_tick;
 mod stall;
 pub mod wake;
@@ -41,6 +42,8 @@ pub struct Watchdog {
     last_fatal: HashMap<String, Instant>,
     /// Agents whose repeated fatal banner was already reported.
     fatal_reported: BTreeSet<String>,
+    /// The last capture of each session's pane, reused while the pane shows no new output.
+    pane_cache: HashMap<String, pane_cache::CachedPane>,
 }
 
 impl Watchdog {
@@ -59,6 +62,7 @@ impl Watchdog {
             last_wake: HashMap::new(),
             last_fatal: HashMap::new(),
             fatal_reported: BTreeSet::new(),
+            pane_cache: HashMap::new(),
         })
     }
 

@@ -27,11 +27,18 @@ impl Watchdog {
     pub(super) fn care_tick(&mut self, fleet: &Fleet) -> Care {
         let mut care = Care::default();
         for agent in watched(&self.cfg) {
-            if fleet.get(&agent.session).is_none_or(|i| i.dead) {
+            let Some(info) = fleet.get(&agent.session).filter(|i| !i.dead) else {
                 self.idle_since.remove(&agent.session);
+                self.pane_cache.remove(&agent.session);
                 continue;
-            }
-            let pane = match self.tmux.capture(&agent.session, CAPTURE_ROWS) {
+            };
+            let captured = super::pane_cache::capture_cached(
+                &mut self.pane_cache,
+                &self.tmux,
+                info,
+                CAPTURE_ROWS,
+            );
+            let pane = match captured {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!("cannot read the pane of {}: {e}", agent.name);
