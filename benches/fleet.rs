@@ -3,14 +3,15 @@
 //!
 //! Everything runs on a private tmux server: `TMUX_TMPDIR` is a fresh temp dir, so the default
 //! socket that both orch (no `tmux_socket` set) and the reference use is private; it is killed
-//! at the end. A `tmux` wrapper first on `PATH` logs every tmux process spawned.
+//! at the end. Timings run the real tmux; separate counting runs put a `tmux` wrapper first on
+//! `PATH` that logs every tmux process spawned.
 //! Skips (exit 0, message) without tmux or python3 or the reference script.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SIZES: [usize; 3] = [10, 100, 300];
-const RUNS: usize = 7;
+const RUNS: usize = 11;
 const REF_RUNS: usize = 3;
 const TICKS: usize = 5;
 const FLOOR_FORMAT: &str = "#{pane_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}\t#{window_activity}\t#{window_index}\t#{pane_index}\t#{pane_current_command}\t#{session_name}";
@@ -58,6 +59,8 @@ struct Bench {
     reference: PathBuf,
     real_tmux: PathBuf,
     tmux_log: PathBuf,
+    plain_path: String,
+    wrapped_path: String,
 }
 
 struct Row {
@@ -97,14 +100,10 @@ impl Bench {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| e.to_string())?;
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        // SAFETY: set once at the start of a single-threaded bench, before any thread exists.
+        let plain_path = std::env::var("PATH").unwrap_or_default();
+        let wrapped_path = format!("{}:{plain_path}", bin.display());
+        // SAFETY: set at the start of a single-threaded bench, before any thread exists.
         unsafe {
-            std::env::set_var("PATH", path);
             std::env::set_var("TMUX_TMPDIR", &tmux_dir);
             std::env::remove_var("TMUX");
             std::env::remove_var("TMUX_PANE");
@@ -115,6 +114,8 @@ impl Bench {
             reference,
             real_tmux,
             tmux_log,
+            plain_path,
+            wrapped_path,
         })
     }
 
@@ -126,6 +127,17 @@ impl Bench {
 
     fn reset_tmux_log(&self) {
         let _ = std::fs::remove_file(&self.tmux_log);
+    }
+
+    /// Put the counting `tmux` wrapper first on this process's PATH, or take it off.
+    fn count_tmux(&self, on: bool) {
+        let path = if on {
+            &self.wrapped_path
+        } else {
+            &self.plain_path
+        };
+        // SAFETY: the bench is single-threaded between ticks; no thread reads the environment.
+        unsafe { std::env::set_var("PATH", path) };
     }
 
     /// A project with `n` watched agents, each with a session running `sleep 1000`.
@@ -198,18 +210,27 @@ impl Bench {
     fn measure(&self, n: usize) -> Row {
         eprintln!("fleet bench: {n} sessions ...");
         let config = self.project(n);
-        let floor_ms = median(RUNS, || {
-            time_cmd(Command::new(&self.real_tmux).args(["list-panes", "-a", "-F", FLOOR_FORMAT]))
-        });
         let orch = PathBuf::from(env!("CARGO_BIN_EXE_orch"));
         let status = || {
             let mut c = Command::new(&orch);
             c.arg("--config").arg(&config).args(["status", "--json"]);
             c
         };
-        let status_ms = median(RUNS, || time_cmd(&mut status()));
+        // Floor and status runs alternate, so a busy moment on the machine hits both.
+        let (mut floors, mut statuses) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            floors.push(time_cmd(Command::new(&self.real_tmux).args([
+                "list-panes",
+                "-a",
+                "-F",
+                FLOOR_FORMAT,
+            ])));
+            statuses.push(time_cmd(&mut status()));
+        }
+        let floor_ms = median_of(floors);
+        let status_ms = median_of(statuses);
         self.reset_tmux_log();
-        time_cmd(&mut status());
+        time_cmd(status().env("PATH", &self.wrapped_path));
         let status_tmux = self.tmux_calls();
         let ref_status_ms = median(REF_RUNS, || {
             time_cmd(
@@ -245,7 +266,6 @@ impl Bench {
             return (f64::NAN, f64::NAN, f64::NAN);
         };
         wd.tick();
-        self.reset_tmux_log();
         let cpu0 = cpu_ms();
         let t0 = Instant::now();
         for _ in 0..TICKS {
@@ -253,6 +273,12 @@ impl Bench {
         }
         let wall = t0.elapsed().as_secs_f64() * 1000.0 / TICKS as f64;
         let cpu = (cpu_ms() - cpu0) / TICKS as f64;
+        self.count_tmux(true);
+        self.reset_tmux_log();
+        for _ in 0..TICKS {
+            wd.tick();
+        }
+        self.count_tmux(false);
         (wall, cpu, self.tmux_calls() as f64 / TICKS as f64)
     }
 
@@ -310,8 +336,10 @@ print(json.dumps({"wall_ms": (time.perf_counter() - t0) * 1000 / ticks, "cpu_ms"
             return (f64::NAN, f64::NAN);
         };
         let pid = child.id();
-        // The first (heavy) tick and the runtime start; then count TICKS light ticks.
-        std::thread::sleep(Duration::from_millis(1500));
+        // The first (heavy, one capture per pane) tick and the runtime start; then count
+        // TICKS light ticks.
+        let n = std::fs::read_to_string(config).map_or(0, |t| t.matches("[[agent]]").count());
+        std::thread::sleep(Duration::from_millis(2000 + 10 * n as u64));
         let c0 = proc_cpu_ms(pid);
         std::thread::sleep(Duration::from_secs(TICKS as u64));
         let cpu = (proc_cpu_ms(pid) - c0) / TICKS as f64;
@@ -384,9 +412,12 @@ fn time_cmd(cmd: &mut Command) -> f64 {
 }
 
 fn median(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
-    let mut v: Vec<f64> = (0..runs).map(|_| f()).collect();
+    median_of((0..runs).map(|_| f()).collect())
+}
+
+fn median_of(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn verdict(ok: bool) -> &'static str {
