@@ -11,11 +11,13 @@ pub mod fleet;
 pub mod handoff;
 pub mod hooks;
 pub mod phase;
+pub mod secrets;
 pub mod sim;
 pub mod state;
 pub mod status;
 pub mod tmux;
 pub mod watchdog;
+pub mod workspace;
 
 pub use cli::run;
 pub use error::{Error, Result};

@@ -15,6 +15,7 @@ use crate::config::{Agent, Config, Watch};
 use crate::hooks::{self, HookSummary};
 use crate::phase;
 use crate::tmux::{Fleet, PaneInfo};
+use crate::watchdog::policy;
 
 pub use state::{ACTIVE_WINDOW_SECS, AgentState, Derived, Lifecycle, Observation, derive_state};
 pub use table::{render_table, render_table_styled};
@@ -61,8 +62,13 @@ pub struct AgentReport {
     pub since: Option<String>,
     /// RFC 3339: the last pane output or hook record.
     pub last_activity_at: Option<String>,
-    /// How many times the watchdog healed it (`healed` events).
+    /// Why a supervision policy keeps it stopped: `gave_up`, `timed_out` or `stopped`.
+    pub parked: Option<&'static str>,
+    /// How many times the watchdog restarted it (`healed` and `restarted` events).
     pub restarts: u64,
+    /// The exit status of its last exit, when one was seen.
+    pub last_exit: Option<i32>,
+    /// Why it was last restarted: a `healed` reason, or `exited` (restart policy).
     pub last_heal_reason: Option<String>,
     pub last_tool: Option<String>,
     pub last_tool_at: Option<String>,
@@ -100,6 +106,7 @@ pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
         .iter()
         .map(|a| {
             let pane = live(&a.session);
+            let record = policy::record(cfg, &a.name);
             let mut report = AgentReport {
                 name: a.name.clone(),
                 kind: a.kind.as_str(),
@@ -115,7 +122,9 @@ pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
                 until: None,
                 since: None,
                 last_activity_at: None,
+                parked: policy::parked(cfg, &a.name).filter(|_| pane.is_none()),
                 restarts: 0,
+                last_exit: record.exit_status,
                 last_heal_reason: None,
                 last_tool: None,
                 last_tool_at: None,
@@ -174,6 +183,18 @@ fn observe_agent(
 ) {
     let summary: HookSummary = hooks::summarize(&hooks::read_records(&cfg.log_dir, &a.name));
     let mine = history.agents.get(&a.name);
+    let lifecycle = match r.parked {
+        Some(why) => {
+            let l = if why == "gave_up" {
+                Lifecycle::GaveUp
+            } else {
+                Lifecycle::Stopped
+            };
+            let at = mine.and_then(|m| m.lifecycle).map_or(now, |(_, t)| t);
+            Some((l, at))
+        }
+        None => mine.and_then(|m| m.lifecycle),
+    };
     let obs = Observation {
         now,
         pane_dead: pane.map(|p| p.dead),
@@ -181,7 +202,7 @@ fn observe_agent(
         hook: summary.activity,
         hold_until: read_hold(&cfg.state_dir, &a.session),
         limit_hit_at: mine.and_then(|m| m.limit_hit_at),
-        lifecycle: mine.and_then(|m| m.lifecycle),
+        lifecycle,
         stall_after: (a.watch == Watch::HealStall)
             .then(|| cfg.backend_of(a).stall_idle.as_secs() as i64),
     };
@@ -256,6 +277,12 @@ impl EventHistory {
                         e.get("reason").and_then(Value::as_str).map(String::from);
                     Some(Lifecycle::Started)
                 }
+                crate::events::RESTARTED => {
+                    entry.restarts += 1;
+                    entry.last_heal_reason = Some("exited".into());
+                    Some(Lifecycle::Started)
+                }
+                crate::events::TIMED_OUT => Some(Lifecycle::Stopped),
                 crate::events::LIMIT_HIT => {
                     entry.limit_hit_at = ts.or(entry.limit_hit_at);
                     None

@@ -56,12 +56,16 @@ pub enum Verb {
         /// Agents, services or "watchdog".
         names: Vec<String>,
     },
-    /// Stop agents, services and the watchdog (or just NAME...).
+    /// Stop agents, services and the watchdog (or just NAME...): C-c, then kill after the grace period.
     ///
     /// Example: orch down adversary
+    /// Example: orch down --clean   (also remove the agents' git worktrees)
     Down {
         /// Agents, services or "watchdog".
         names: Vec<String>,
+        /// Also remove the stopped agents' worktrees (their orch/<agent> branches stay).
+        #[arg(long)]
+        clean: bool,
     },
     /// One table (or JSON object) of every agent, service, the watchdog and the phase.
     ///
@@ -130,7 +134,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Verb::Hook { event } => Ok(crate::hooks::run(&event)),
         Verb::Watchdog => crate::watchdog::run(&cli.config),
         Verb::Up { names } => up::run(&load(&cli.config)?, &names),
-        Verb::Down { names } => down::run(&load(&cli.config)?, &names),
+        Verb::Down { names, clean } => down::run(&load(&cli.config)?, &names, clean),
         Verb::Status { json } => status::run(&load(&cli.config)?, json),
         Verb::Logs {
             name,

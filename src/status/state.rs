@@ -85,18 +85,17 @@ pub fn derive_state(o: &Observation) -> Derived {
         Some((Lifecycle::Started, t)) => Some(t),
         _ => None,
     };
-    let Some(dead) = o.pane_dead else {
-        return match o.lifecycle {
-            Some((Lifecycle::GaveUp, t)) => derived(AgentState::GaveUp, Some(t)),
-            Some((Lifecycle::Started, _)) => {
-                derived(AgentState::Dead, o.pane_activity.or(o.hook.map(|h| h.1)))
+    if o.pane_dead != Some(false) {
+        // No session, or one whose process has exited (kept by a restart policy).
+        let died_at = o.pane_activity.or(o.hook.map(|h| h.1));
+        return match (o.lifecycle, o.pane_dead) {
+            (Some((Lifecycle::GaveUp, t)), _) => derived(AgentState::GaveUp, Some(t)),
+            (Some((Lifecycle::Stopped, t)), _) => derived(AgentState::Stopped, Some(t)),
+            (Some((Lifecycle::Started, _)), _) | (_, Some(true)) => {
+                derived(AgentState::Dead, died_at)
             }
-            Some((Lifecycle::Stopped, t)) => derived(AgentState::Stopped, Some(t)),
-            None => derived(AgentState::Stopped, None),
+            (None, _) => derived(AgentState::Stopped, None),
         };
-    };
-    if dead {
-        return derived(AgentState::Dead, o.pane_activity);
     }
     if let Some(until) = o.hold_until {
         return derived(AgentState::Held { until }, o.limit_hit_at);
@@ -161,11 +160,15 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_pane_is_dead_even_with_a_hold() {
+    fn a_dead_pane_is_dead_even_with_a_hold_unless_the_watchdog_gave_up() {
         let mut o = running();
         o.pane_dead = Some(true);
         o.hold_until = Some(1e9);
         assert_eq!(state(&o), AgentState::Dead);
+        o.lifecycle = None;
+        assert_eq!(state(&o), AgentState::Dead);
+        o.lifecycle = Some((Lifecycle::GaveUp, NOW - 3));
+        assert_eq!(derive_state(&o), derived(AgentState::GaveUp, Some(NOW - 3)));
     }
 
     #[test]

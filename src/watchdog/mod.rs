@@ -5,6 +5,7 @@ pub mod heal;
 pub mod limit;
 mod pane_cache;
 mod phase_tick;
+pub mod policy;
 mod stall;
 pub mod wake;
 
@@ -103,7 +104,9 @@ impl Watchdog {
 
     /// One tick: the light work always, the heavy work when it is due (and on the first tick).
     pub fn tick(&mut self) {
+        let before = self.cfg.clone();
         self.reload();
+        self.policy_tick(&before);
         if self.cfg.loop_agents().next().is_some() {
             self.handoff_tick();
         }
@@ -171,7 +174,16 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
         let reason = loop {
             let mut moved = wd;
             wd = tokio::task::spawn_blocking(move || {
-                moved.tick();
+                // A bug in one tick must not end the supervisor: report it and go on.
+                let tick = std::panic::AssertUnwindSafe(|| moved.tick());
+                if let Err(panic) = std::panic::catch_unwind(tick) {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!("a watchdog tick panicked (continuing): {what}");
+                }
                 moved
             })
             .await
