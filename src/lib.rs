@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod detect;
 pub mod error;
 pub mod events;
