@@ -59,7 +59,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let (code, keep) = match outcome {
         Ok(Outcome::Complete) => (ExitCode::SUCCESS, args.keep),
         Ok(Outcome::Interrupted) => {
-            println!("interrupted: cleaning up");
+            println!("\ninterrupted");
             (ExitCode::FAILURE, args.keep)
         }
         Ok(Outcome::TimedOut) => (ExitCode::FAILURE, true),
