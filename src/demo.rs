@@ -48,6 +48,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         socket: unique_socket(),
         exe,
         config: None,
+        events: None,
         done: false,
     };
     println!(
@@ -56,6 +57,12 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("  project  {}", root.display());
     println!("  tmux     private server `tmux -L {}`", cleanup.socket);
     let outcome = drive(&mut cleanup, &args, &stop);
+    // A Ctrl-C also kills the git or orch child that was running: that error is the interrupt.
+    let outcome = if stop.load(Ordering::SeqCst) {
+        Ok(Outcome::Interrupted)
+    } else {
+        outcome
+    };
     let (code, keep) = match outcome {
         Ok(Outcome::Complete) => (ExitCode::SUCCESS, args.keep),
         Ok(Outcome::Interrupted) => {
@@ -78,6 +85,7 @@ fn drive(cleanup: &mut Cleanup, args: &DemoArgs, stop: &AtomicBool) -> Result<Ou
     let config = project::create(&root, &cleanup.socket, &cleanup.exe)?;
     cleanup.config = Some(config.clone());
     let cfg = crate::config::load(&config, LoadOptions::STRICT)?.config;
+    cleanup.events = Some(cfg.events_file());
     println!("  config   {}", config.display());
     if stop.load(Ordering::SeqCst) {
         return Ok(Outcome::Interrupted);
@@ -316,6 +324,7 @@ struct Cleanup {
     socket: String,
     exe: PathBuf,
     config: Option<PathBuf>,
+    events: Option<PathBuf>,
     done: bool,
 }
 
@@ -334,6 +343,25 @@ impl Cleanup {
         project::run_bounded(cmd, Duration::from_secs(60), what)
     }
 
+    /// Give a watchdog that `down` stopped a moment to log its last event (so the folder is
+    /// not removed under it); bounded, and only if it was running.
+    fn wait_watchdog_stopped(&self, from_line: usize) {
+        let Some(events) = &self.events else { return };
+        let was_running = crate::events::read_since(events, 0)
+            .iter()
+            .any(|(_, e)| e["event"] == crate::events::WATCHDOG_STARTED);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while was_running && Instant::now() < deadline {
+            let stopped = crate::events::read_since(events, from_line)
+                .iter()
+                .any(|(_, e)| e["event"] == crate::events::WATCHDOG_STOPPED);
+            if stopped {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn finish(&mut self, keep: bool) {
         if self.done {
             return;
@@ -341,10 +369,15 @@ impl Cleanup {
         self.done = true;
         println!("\ncleaning up");
         if self.config.is_some() {
+            let before = self
+                .events
+                .as_ref()
+                .map_or(0, |f| crate::events::read_since(f, 0).len());
             match self.orch(&["down"], "orch down") {
                 Ok(ran) => print_indented(&ran.stdout),
                 Err(e) => println!("    orch down: {e}"),
             }
+            self.wait_watchdog_stopped(before);
         }
         match Tmux::new(Some(self.socket.clone())).kill_server() {
             Ok(true) => println!("    killed the private tmux server {}", self.socket),
