@@ -39,16 +39,19 @@ pub struct LaunchPlan {
 }
 
 /// Reads the kickoff file into one argument and execs the agent with it: the script is
-/// constant, every variable part is a positional argument.
-const ARG_SCRIPT: &str = r#"k=$(cat -- "$1") || exit 127; shift; exec "$@" "$k""#;
+/// constant, every variable part is a positional argument. The `x` sentinel keeps the
+/// kickoff's trailing newlines, which `$(...)` would strip.
+const ARG_SCRIPT: &str =
+    r#"k=$(cat -- "$1" && printf x) || exit 127; k=${k%x}; shift; exec "$@" "$k""#;
 
 /// The line typed into a `ping`-delivery agent once it is ready.
 pub fn ping_boot_line(kickoff_file: &std::path::Path) -> String {
     format!("read {} and follow it", kickoff_file.display())
 }
 
-/// The model for `agent` in `phase`: the phase's per-role override wins.
+/// The model for `agent` in `phase`: for a loop agent the phase's per-role override wins.
 pub fn model_for(agent: &Agent, phase: Option<&Phase>) -> String {
+    let phase = phase.filter(|_| agent.kind == Kind::Loop);
     agent
         .role
         .as_ref()

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use crate::config::{Config, Kind};
-use crate::{Error, Result, fleet, handoff, phase, tmux::Tmux};
+use crate::{Error, Result, fleet, phase};
 
 pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
     check_names(cfg, names)?;
@@ -25,7 +25,7 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
         .iter()
         .any(|a| a.kind == Kind::Loop && !running.contains(&a.session));
     if new_loops {
-        prepare_loops(cfg, &tmux, running.contains(&cfg.watchdog_session()))?;
+        prepare_loops(cfg, running.contains(&cfg.watchdog_session()))?;
     }
     let current = phase::current(cfg);
     for agent in agents {
@@ -96,7 +96,7 @@ pub fn check_names(cfg: &Config, names: &[String]) -> Result<()> {
 /// Before loop agents start: `resume_phase = false` resets to phase 0, and the handoff
 /// baseline (the origin/main tip already handled) is recorded so that a claim pushed right
 /// after start is pinged even if the watchdog's first fetch comes later.
-fn prepare_loops(cfg: &Config, _tmux: &Tmux, watchdog_running: bool) -> Result<()> {
+fn prepare_loops(cfg: &Config, watchdog_running: bool) -> Result<()> {
     let Some(l) = &cfg.loop_ else { return Ok(()) };
     if !l.resume_phase && !l.phases.is_empty() {
         phase::set_index(cfg, 0)?;
@@ -110,6 +110,5 @@ fn prepare_loops(cfg: &Config, _tmux: &Tmux, watchdog_running: bool) -> Result<(
             );
         }
     }
-    let _ = handoff::ORIGIN_MAIN;
     Ok(())
 }

@@ -1,8 +1,13 @@
 //! The supervisor loop (`orch watchdog`): a light tick every `signal_interval` (handoff pings,
 //! limits, stalls, wakes) and a heavy tick every `heavy_interval` (phase advance, healing).
 mod handoff_tick;
+pub mod heal;
+pub mod limit;
 mod phase_tick;
+mod stall;
+pub mod wake;
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -28,6 +33,14 @@ pub struct Watchdog {
     /// The last fetch error logged (cleared by a good fetch).
     fetch_error: Option<String>,
     last_heavy: Option<Instant>,
+    /// Since when each session's pane has looked idle (stall detection), by session.
+    idle_since: HashMap<String, Instant>,
+    /// When each agent was last woken (or first seen), by agent name.
+    last_wake: HashMap<String, Instant>,
+    /// When each agent was last restarted for a fatal banner, by agent name.
+    last_fatal: HashMap<String, Instant>,
+    /// Agents whose repeated fatal banner was already reported.
+    fatal_reported: BTreeSet<String>,
 }
 
 impl Watchdog {
@@ -42,6 +55,10 @@ impl Watchdog {
             config_error: None,
             fetch_error: None,
             last_heavy: None,
+            idle_since: HashMap::new(),
+            last_wake: HashMap::new(),
+            last_fatal: HashMap::new(),
+            fatal_reported: BTreeSet::new(),
         })
     }
 
@@ -82,9 +99,24 @@ impl Watchdog {
         let heavy_due = self.last_heavy.is_none_or(|t| {
             t.elapsed() + Duration::from_millis(50) >= self.cfg.watchdog.heavy_interval
         });
+        // One snapshot of the server for the whole tick's care, wakes and healing.
+        let fleet = match self.tmux.fleet() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!("cannot list the tmux sessions (retrying next tick): {e}");
+                None
+            }
+        };
+        let care = fleet.as_ref().map(|f| self.care_tick(f));
+        if let (Some(f), Some(c)) = (&fleet, &care) {
+            self.wake_tick(f, c);
+        }
         if heavy_due {
             self.last_heavy = Some(Instant::now());
-            let _advanced = self.phase_tick();
+            let advanced = self.phase_tick();
+            if let (false, Some(f), Some(c)) = (advanced, &fleet, &care) {
+                self.heal_tick(f, &c.skip, &c.panes);
+            }
         }
     }
 }

@@ -179,7 +179,6 @@ fn two_phases_with_a_finding_reach_sequence_complete_and_the_on_complete_task() 
 }
 
 #[test]
-#[ignore = "needs the limit hold (issue 5)"]
 fn builder_held_at_a_usage_limit_resumes_and_the_loop_completes() {
     // The builder claims p1, then shows a usage-limit banner that resets at the next minute
     // (5 s at least). Once the hold is seen, the config drops the fault so that p2's builder

@@ -2,8 +2,10 @@
 //! Each module covers one area; `support` holds the shared fixtures.
 mod config;
 mod e2e;
+mod fleet;
 mod gitfix;
 mod handoff;
+mod heal;
 mod loop_smoke;
 mod project;
 mod sim;
