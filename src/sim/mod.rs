@@ -235,7 +235,8 @@ impl Sim {
                 self.scr.clear()?;
                 self.banner()?;
                 self.scr.echo_input(line)?;
-                self.scr.say("Usage limit lifted; resuming.")?;
+                // Worded so that it does not match a limit_re ("usage limit"): a resumed agent is not limited.
+                self.scr.say("Quota window reset; resuming.")?;
                 self.mode = Mode::Ready;
                 self.work(Trigger::Ping)
             }
