@@ -18,6 +18,7 @@ kind = "loop"
 role = "builder"
 backend = "{builder_backend}"
 dir = "builder"
+watch = "heal+stall"
 
 [[agent]]
 name = "adversary"
@@ -25,6 +26,7 @@ kind = "loop"
 role = "adversary"
 backend = "sim"
 dir = "adversary"
+watch = "heal+stall"
 env = {{ ORCH_SIM_FIND = "1" }}
 
 [[agent]]
@@ -170,6 +172,8 @@ fn two_phases_with_a_finding_reach_sequence_complete_and_the_on_complete_task() 
         .filter(|e| e["agent"] == "finisher")
         .count();
     assert_eq!(finisher_starts, 1);
+    let healed = p.events_named("healed");
+    assert!(healed.is_empty(), "a clean run needed healing: {healed:#?}");
     let done = std::fs::read_to_string(p.log_dir().join("task-finisher.done")).unwrap();
     assert_eq!(done.lines().count(), 1, "{done}");
     assert!(done.starts_with("orch-sim task finisher done"), "{done}");
