@@ -35,9 +35,10 @@ logs="$project/.orch"
 grep -q '"event":"sequence_complete"' "$logs/events.jsonl" || fail "no sequence_complete event"
 [ -s "$logs/task-finisher.done" ] || fail "the on-complete task did not run (no $logs/task-finisher.done)"
 grep -q '^SEQUENCE-COMPLETE after' "$work/demo.out" || fail "the demo did not report SEQUENCE-COMPLETE"
+# (captured first: `git log | grep -q` would fail under pipefail when grep exits early)
+history="$(git -C "$project/remote.git" log --format=%s main)"
 for phase in p1 p2; do
-  git -C "$project/remote.git" log --format=%s main | grep -qx "status: $phase done" \
-    || fail "the remote has no 'status: $phase done' commit"
+  grep -qx "status: $phase done" <<<"$history" || fail "the remote has no 'status: $phase done' commit"
 done
 
 if tmux -L "$socket" ls >/dev/null 2>&1; then
