@@ -26,6 +26,16 @@ pub const CONFIG_ERROR: &str = "config_error";
 pub const FETCH_ERROR: &str = "fetch_error";
 pub const WATCHDOG_STARTED: &str = "watchdog_started";
 pub const WATCHDOG_STOPPED: &str = "watchdog_stopped";
+/// Supervision policies. Fields: `agent`, `timeout_secs`.
+pub const TIMED_OUT: &str = "timed_out";
+/// Fields: `agent`, `change` = settings|added.
+pub const RECONCILED: &str = "reconciled";
+/// The agent's process exited. Fields: `agent`, `status` (null when tmux did not say), `restarts`.
+pub const AGENT_EXITED: &str = "agent_exited";
+/// Fields: `agent`, `attempt`, `after_status`.
+pub const RESTARTED: &str = "restarted";
+/// `max_restarts` used up; the agent is left stopped. Fields: `agent`, `restarts`, `status`.
+pub const GAVE_UP: &str = "gave_up";
 
 /// Every event name DESIGN.md defines.
 pub const ALL: &[&str] = &[
@@ -41,6 +51,11 @@ pub const ALL: &[&str] = &[
     FETCH_ERROR,
     WATCHDOG_STARTED,
     WATCHDOG_STOPPED,
+    TIMED_OUT,
+    RECONCILED,
+    AGENT_EXITED,
+    RESTARTED,
+    GAVE_UP,
 ];
 
 /// Appends events to `<log_dir>/events.jsonl`.
@@ -204,6 +219,6 @@ mod tests {
         let mut names = ALL.to_vec();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 12);
+        assert_eq!(names.len(), ALL.len());
     }
 }

@@ -1,11 +1,13 @@
 //! Starting and stopping sessions: agents (kickoff file, environment, delivery), services
 //! and the watchdog. `up`, `down` and the watchdog all act through these functions.
+use std::io::Write;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::backend::{self, LaunchCommand, LaunchPlan};
 use crate::config::{Agent, Config, Phase, Service};
-use crate::tmux::{Command, DeliverOptions, NewSession, Tmux};
-use crate::{Error, Result, events::EventLog, state};
+use crate::tmux::{Command, DeliverOptions, NewSession, Tmux, TmuxError};
+use crate::{Error, Result, events::EventLog, state, workspace};
 
 /// The tmux server of this config: `ORCH_TMUX_SOCKET`, else `tmux_socket`, else the default.
 pub fn tmux_for(cfg: &Config) -> Tmux {
@@ -26,21 +28,74 @@ fn ensure_dirs(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Start `agent` for `phase` (its session must not exist). The kickoff file is written first;
-/// a plan that fails (a vanished prompt file) leaves no session behind.
+/// The launch plan of `agent` as it will really run: in its worktree when `worktree = true`,
+/// with its secrets under its `env` (values never logged). Returns the effective agent too.
+pub fn plan_agent(
+    cfg: &Config,
+    agent: &Agent,
+    phase: Option<&Phase>,
+) -> Result<(Agent, LaunchPlan)> {
+    let agent = workspace::effective_agent(cfg, agent);
+    let mut plan = backend::plan_launch(cfg, &agent, phase)?;
+    if let Some(dir) = &agent.secrets_dir {
+        let secrets = crate::secrets::read_dir(dir)
+            .map_err(|e| Error::Config(format!("agent {}: {e}", agent.name)))?;
+        crate::secrets::merge_under(&mut plan.env, secrets);
+    }
+    Ok((agent, plan))
+}
+
+/// A digest of everything launch-relevant in the agent's plan (backend, model, command line,
+/// env with secrets, kickoff and workspace files, dir), without volatile parts (the resume id).
+/// The watchdog restarts an agent whose fingerprint changed since it started.
+pub fn launch_fingerprint(cfg: &Config, agent: &Agent, phase: Option<&Phase>) -> Result<String> {
+    let mut a = agent.clone();
+    a.resume = false;
+    let (eff, plan) = plan_agent(cfg, &a, phase)?;
+    let mut env = plan.env.clone();
+    env.sort();
+    let text = format!(
+        "{}\0{}\0{:?}\0{:?}\0{}\0{}\0{:?}\0{}",
+        eff.backend,
+        plan.cwd.display(),
+        plan.command,
+        env,
+        plan.kickoff,
+        plan.model,
+        plan.ping.as_ref().map(|p| (&p.line, &p.submit_key)),
+        workspace::files_digest_input(&eff),
+    );
+    Ok(crate::handoff::md5_hex(text.as_bytes()))
+}
+
+/// Start `agent` for `phase` (its session must not exist, or hold only a dead pane). The
+/// worktree, workspace files and kickoff file come first; a plan that fails (a vanished prompt
+/// file) leaves no session behind. Records the start (time, fingerprint) for the watchdog.
 pub fn start_agent(
     cfg: &Config,
     tmux: &Tmux,
     agent: &Agent,
     phase: Option<&Phase>,
 ) -> Result<LaunchPlan> {
-    let plan = backend::plan_launch(cfg, agent, phase)?;
+    let fingerprint = launch_fingerprint(cfg, agent, phase)?;
+    if agent.worktree {
+        workspace::ensure_worktree(cfg, &agent.name)
+            .map_err(|e| Error::Runtime(format!("cannot prepare the worktree: {e}")))?;
+    }
+    let (eff, plan) = plan_agent(cfg, agent, phase)?;
     ensure_dirs(cfg)?;
+    workspace::write_files(&eff, &plan.env)
+        .map_err(|e| Error::Runtime(format!("cannot write the workspace files: {e}")))?;
     state::write_atomic(&plan.kickoff_file, plan.kickoff.as_bytes())
         .map_err(|e| Error::io(&plan.kickoff_file, "writing the kickoff file", e))?;
+    if tmux.pane_dead(&plan.session)? == Some(true) {
+        stop_session_gracefully(cfg, tmux, &plan.session, agent.grace_period)?;
+    }
     let mut spec = NewSession::new(&plan.session, &plan.cwd, to_tmux(plan.command.clone()));
     spec.env = plan.env.clone();
     spec.log = Some(cfg.session_log(&plan.session));
+    // A restart policy needs the exit status: the pane stays (dead) after its process exits.
+    spec.remain_on_exit = agent.restart.is_some();
     tmux.new_session(&spec)?;
     if let Some(Err(e)) = plan
         .ping
@@ -50,6 +105,7 @@ pub fn start_agent(
         let _ = tmux.kill_session(&plan.session);
         return Err(e);
     }
+    crate::watchdog::policy::record_start(cfg, &agent.name, &fingerprint);
     tracing::debug!(agent = %agent.name, session = %plan.session, model = %plan.model, "started");
     log_event(
         cfg,
@@ -129,9 +185,102 @@ pub fn start_watchdog(cfg: &Config, tmux: &Tmux) -> Result<()> {
     Ok(())
 }
 
-/// Stop a session; `false` when it was not running.
+/// Stop a session at once (no grace); `false` when it was not running.
 pub fn stop_session(tmux: &Tmux, session: &str) -> Result<bool> {
     Ok(tmux.kill_session(session)?)
+}
+
+/// How often a graceful stop looks whether the pane's process has exited.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// The graceful stop every caller uses: C-c (again after 1 s, for CLIs that ask to press it
+/// twice), wait up to `grace` for the pane's process to exit, append the pane's whole
+/// scrollback to `<log_dir>/<session>.scrollback.log`, then kill the session.
+/// `false` when the session was not there.
+pub fn stop_session_gracefully(
+    cfg: &Config,
+    tmux: &Tmux,
+    session: &str,
+    grace: Duration,
+) -> Result<bool> {
+    let Some(dead) = tmux.pane_dead(session)? else {
+        return Ok(false);
+    };
+    if !dead {
+        // Keep the pane once its process exits, so its scrollback can still be read.
+        let prepared = tmux
+            .set_remain_on_exit(session)
+            .and_then(|_| tmux.send_keys(session, &["C-c"]));
+        if let Err(e) = prepared {
+            // Gone in the meantime (it exited by itself): nothing left to stop.
+            if matches!(e, TmuxError::NoSession { .. }) || !tmux.has_session(session)? {
+                return Ok(true);
+            }
+            return Err(e.into());
+        }
+        let start = Instant::now();
+        let mut second = false;
+        loop {
+            match tmux.pane_dead(session)? {
+                None => return Ok(true),
+                Some(true) => break,
+                Some(false) if start.elapsed() >= grace => {
+                    tracing::info!(
+                        session,
+                        ?grace,
+                        "still running after the grace period: killing it"
+                    );
+                    break;
+                }
+                Some(false) => {}
+            }
+            if !second && start.elapsed() >= Duration::from_secs(1) {
+                second = true;
+                let _ = tmux.send_keys(session, &["C-c"]);
+            }
+            std::thread::sleep(STOP_POLL);
+        }
+    }
+    save_scrollback(cfg, tmux, session);
+    Ok(tmux.kill_session(session)?)
+}
+
+/// Append the pane's history to `<log_dir>/<session>.scrollback.log`; failures are reported only.
+fn save_scrollback(cfg: &Config, tmux: &Tmux, session: &str) {
+    let text = match tmux.capture_history(session) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(
+                session,
+                "cannot capture the scrollback before stopping: {e}"
+            );
+            return;
+        }
+    };
+    let path = cfg.log_dir.join(format!("{session}.scrollback.log"));
+    let header = format!(
+        "===== {session} stopped {} =====\n",
+        chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
+    );
+    let result = std::fs::create_dir_all(&cfg.log_dir).and_then(|_| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        f.write_all(header.as_bytes())?;
+        f.write_all(text.trim_end_matches('\n').as_bytes())?;
+        f.write_all(b"\n")
+    });
+    if let Err(e) = result {
+        tracing::warn!("cannot append to {}: {e}", path.display());
+    }
+}
+
+/// Stop an agent gracefully (its `grace_period`), marking it deliberately stopped so the
+/// restart policy leaves it down; `false` when it was not running.
+pub fn stop_agent(cfg: &Config, tmux: &Tmux, agent: &Agent) -> Result<bool> {
+    crate::watchdog::policy::record_stopped(cfg, &agent.name);
+    stop_session_gracefully(cfg, tmux, &agent.session, agent.grace_period)
 }
 
 /// Append to the event log; a failure to log is reported, never fatal.

@@ -10,11 +10,13 @@ pub mod events;
 pub mod fleet;
 pub mod handoff;
 pub mod phase;
+pub mod secrets;
 pub mod sim;
 pub mod state;
 pub mod status;
 pub mod tmux;
 pub mod watchdog;
+pub mod workspace;
 
 pub use cli::run;
 pub use error::{Error, Result};

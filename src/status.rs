@@ -6,6 +6,7 @@ use crate::backend::model_for;
 use crate::config::Config;
 use crate::phase;
 use crate::tmux::Fleet;
+use crate::watchdog::policy;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -41,6 +42,12 @@ pub struct AgentReport {
     /// What the pane runs now (tmux's pane_current_command); empty when stopped.
     pub command: String,
     pub pid: Option<u32>,
+    /// Why a supervision policy keeps it stopped: `gave_up`, `timed_out` or `stopped`.
+    pub parked: Option<&'static str>,
+    /// Restarts by the restart policy since its last fresh start.
+    pub restarts: u32,
+    /// The exit status of its last exit, when one was seen.
+    pub last_exit: Option<i32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,6 +73,7 @@ pub fn gather(cfg: &Config, fleet: &Fleet) -> Report {
         .iter()
         .map(|a| {
             let pane = live(&a.session);
+            let record = policy::record(cfg, &a.name);
             AgentReport {
                 name: a.name.clone(),
                 kind: a.kind.as_str(),
@@ -77,6 +85,9 @@ pub fn gather(cfg: &Config, fleet: &Fleet) -> Report {
                 running: pane.is_some(),
                 command: pane.map(|p| p.command.clone()).unwrap_or_default(),
                 pid: pane.and_then(|p| p.pid),
+                parked: policy::parked(cfg, &a.name).filter(|_| pane.is_none()),
+                restarts: record.restarts,
+                last_exit: record.exit_status,
             }
         })
         .collect();
@@ -142,6 +153,9 @@ pub fn render_table(r: &Report) -> String {
         };
         if !a.enabled {
             state += " (disabled)";
+        }
+        if let Some(why) = a.parked {
+            state += &format!(" ({})", why.replace('_', " "));
         }
         if a.running && !a.command.is_empty() {
             state += &format!(" [{}]", a.command);

@@ -5,6 +5,7 @@ mod exec;
 mod fleet;
 mod screen;
 mod session;
+mod stop;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -56,12 +56,16 @@ pub enum Verb {
         /// Agents, services or "watchdog".
         names: Vec<String>,
     },
-    /// Stop agents, services and the watchdog (or just NAME...).
+    /// Stop agents, services and the watchdog (or just NAME...): C-c, then kill after the grace period.
     ///
     /// Example: orch down adversary
+    /// Example: orch down --clean   (also remove the agents' git worktrees)
     Down {
         /// Agents, services or "watchdog".
         names: Vec<String>,
+        /// Also remove the stopped agents' worktrees (their orch/<agent> branches stay).
+        #[arg(long)]
+        clean: bool,
     },
     /// One table (or JSON object) of every agent, service, the watchdog and the phase.
     ///
@@ -128,7 +132,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Verb::Demo(args) => crate::demo::run(args),
         Verb::Watchdog => crate::watchdog::run(&cli.config),
         Verb::Up { names } => up::run(&load(&cli.config)?, &names),
-        Verb::Down { names } => down::run(&load(&cli.config)?, &names),
+        Verb::Down { names, clean } => down::run(&load(&cli.config)?, &names, clean),
         Verb::Status { json } => status::run(&load(&cli.config)?, json),
         Verb::Logs {
             name,

@@ -29,7 +29,8 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
     }
     let current = phase::current(cfg);
     for agent in agents {
-        if running.contains(&agent.session) {
+        // A dead pane (kept by remain-on-exit) is not running: start_agent replaces it.
+        if running.get(&agent.session).is_some_and(|p| !p.dead) {
             println!(
                 "{} already running ({}): left alone",
                 agent.name, agent.session

@@ -22,6 +22,8 @@ pub struct Config {
     pub agents: Vec<Agent>,
     pub services: Vec<Service>,
     pub loop_: Option<LoopCfg>,
+    /// `[defaults].grace_period`: how long services and the watchdog get after C-c.
+    pub grace_period: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +126,48 @@ pub struct Agent {
     pub wake: Option<Wake>,
     /// Extra environment for the agent's session (values are secrets: never logged).
     pub env: BTreeMap<String, String>,
+    /// Each regular, non-hidden file here is an env var (`env` wins); checked private at load.
+    pub secrets_dir: Option<PathBuf>,
+    /// Workspace files: destination relative to the agent's dir -> source file.
+    pub files: BTreeMap<String, PathBuf>,
+    /// Run in `<log_dir>/worktrees/<name>` (a git worktree on branch `orch/<name>`).
+    pub worktree: bool,
+    /// How long the agent gets after C-c before its session is killed.
+    pub grace_period: Duration,
+    /// Stop the agent once it has run this long.
+    pub timeout: Option<Duration>,
+    /// `None` when `restart` is not set: today's behaviour (healing by `watch`).
+    pub restart: Option<RestartPolicy>,
+}
+
+/// When the watchdog restarts an agent whose process exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    No,
+    OnFailure,
+    Always,
+}
+
+impl Restart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Restart::No => "no",
+            Restart::OnFailure => "on-failure",
+            Restart::Always => "always",
+        }
+    }
+}
+
+/// `restart` with its limits: exponential backoff from `backoff`, doubling up to `backoff_max`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartPolicy {
+    pub mode: Restart,
+    /// 0 = unlimited.
+    pub max_restarts: u32,
+    pub backoff: Duration,
+    pub backoff_max: Duration,
+    /// A run this long forgets earlier restarts.
+    pub reset_after: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -41,6 +41,18 @@ pub struct RawAgentKeys {
     pub enabled: Option<bool>,
     pub resume: Option<bool>,
     pub env: Option<BTreeMap<String, String>>,
+    /// A folder whose files become environment variables (values never logged).
+    pub secrets_dir: Option<String>,
+    /// Workspace files: destination (in the agent's dir) -> source (in the project).
+    pub files: Option<BTreeMap<String, String>>,
+    pub worktree: Option<bool>,
+    pub grace_period: Option<Seconds>,
+    pub timeout: Option<Seconds>,
+    pub restart: Option<String>,
+    pub max_restarts: Option<u32>,
+    pub restart_backoff: Option<Seconds>,
+    pub restart_backoff_max: Option<Seconds>,
+    pub restart_reset_after: Option<Seconds>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,7 +5,23 @@ use std::ops::Range;
 use toml::de::{DeTable, DeValue};
 
 const AGENT_KEYS: &[&str] = &[
-    "backend", "model", "watch", "dir", "enabled", "resume", "env",
+    "backend",
+    "model",
+    "watch",
+    "dir",
+    "enabled",
+    "resume",
+    "env",
+    "secrets_dir",
+    "files",
+    "worktree",
+    "grace_period",
+    "timeout",
+    "restart",
+    "max_restarts",
+    "restart_backoff",
+    "restart_backoff_max",
+    "restart_reset_after",
 ];
 const DEFAULTS_KEYS: &[&str] = &["session_prefix", "log_dir", "project_dir", "tmux_socket"];
 const AGENT_ONLY_KEYS: &[&str] = &[

@@ -12,6 +12,9 @@ use super::model::*;
 use super::raw::*;
 use super::schema::{self, Seg};
 
+mod policy;
+use policy::build_policy;
+
 /// One thing wrong with a config, and where.
 #[derive(Debug, Clone)]
 pub struct Problem {
@@ -143,6 +146,7 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         agents,
         services,
         loop_,
+        grace_period: dur(&d.agent.grace_period, secs(30)),
     });
     Built {
         config,
@@ -232,6 +236,7 @@ fn build_agents(
 ) -> Vec<Agent> {
     let d = &raw.defaults.agent;
     let mut seen = BTreeSet::new();
+    let mut checked_secrets = BTreeSet::new();
     let mut agents = Vec::new();
     for (i, a) in raw.agent.iter().enumerate() {
         let at = |key| [Seg::Key("agent"), Seg::Index(i), Seg::Key(key)];
@@ -342,6 +347,7 @@ fn build_agents(
         }
         let mut env = d.env.clone().unwrap_or_default();
         env.extend(k.env.clone().unwrap_or_default());
+        let policy = build_policy(c, i, &who, k, d, project_dir, &mut checked_secrets);
         agents.push(Agent {
             name,
             kind,
@@ -357,6 +363,12 @@ fn build_agents(
             prompt_file,
             wake,
             env,
+            secrets_dir: policy.secrets_dir,
+            files: policy.files,
+            worktree: policy.worktree,
+            grace_period: policy.grace_period,
+            timeout: policy.timeout,
+            restart: policy.restart,
         });
     }
     agents

@@ -92,7 +92,14 @@ impl Watchdog {
     /// Kill (if running) and start `agent` again on the current phase; logs `healed`.
     pub(super) fn restart_agent(&mut self, agent: &Agent, reason: HealReason, detail: &str) {
         tracing::warn!(agent = %agent.name, reason = reason.as_str(), "{detail}: restarting");
-        let _ = self.tmux.kill_session(&agent.session);
+        if let Err(e) = fleet::stop_session_gracefully(
+            &self.cfg,
+            &self.tmux,
+            &agent.session,
+            agent.grace_period,
+        ) {
+            tracing::warn!("cannot stop {} before restarting it: {e}", agent.name);
+        }
         self.idle_since.remove(&agent.session);
         let started = fleet::start_agent(&self.cfg, &self.tmux, agent, phase::current(&self.cfg));
         if let Err(e) = &started {
@@ -129,6 +136,13 @@ impl Watchdog {
             }
             let info = fleet.get(&agent.session);
             let Some(info) = info.filter(|i| !i.dead) else {
+                // The restart policy owns exits of agents with `restart` set; an agent stopped
+                // on purpose, timed out or given up on stays down.
+                if super::policy::owns_restart(&agent)
+                    || super::policy::parked(&self.cfg, &agent.name).is_some()
+                {
+                    continue;
+                }
                 super::limit::clear_hold(&self.cfg, &agent.session);
                 self.restart_agent(&agent, HealReason::Gone, "session is gone");
                 continue;

@@ -4,6 +4,7 @@ mod handoff_tick;
 pub mod heal;
 pub mod limit;
 mod phase_tick;
+pub mod policy;
 mod stall;
 pub mod wake;
 
@@ -92,7 +93,9 @@ impl Watchdog {
 
     /// One tick: the light work always, the heavy work when it is due (and on the first tick).
     pub fn tick(&mut self) {
+        let before = self.cfg.clone();
         self.reload();
+        self.policy_tick(&before);
         if self.cfg.loop_agents().next().is_some() {
             self.handoff_tick();
         }

@@ -72,7 +72,12 @@ impl Watchdog {
         let Some(agent) = self.cfg.agent(name) else {
             return;
         };
-        let _ = self.tmux.kill_session(&agent.session);
+        let _ = fleet::stop_session_gracefully(
+            &self.cfg,
+            &self.tmux,
+            &agent.session,
+            agent.grace_period,
+        );
         match fleet::start_agent(&self.cfg, &self.tmux, agent, None) {
             Ok(_) => tracing::info!(agent = name, "on_complete task launched"),
             Err(e) => tracing::error!("cannot launch the on_complete task {name}: {e}"),
@@ -81,7 +86,7 @@ impl Watchdog {
 
     pub(super) fn stop_loops(&self) {
         for a in self.cfg.loop_agents() {
-            if let Ok(true) = self.tmux.kill_session(&a.session) {
+            if let Ok(true) = fleet::stop_agent(&self.cfg, &self.tmux, a) {
                 self.event(
                     events::AGENT_STOPPED,
                     json!({ "agent": a.name, "session": a.session, "by": "watchdog" }),

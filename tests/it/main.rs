@@ -7,6 +7,7 @@ mod gitfix;
 mod handoff;
 mod heal;
 mod loop_smoke;
+mod policies;
 mod project;
 mod sim;
 mod support;
