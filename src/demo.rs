@@ -388,7 +388,7 @@ impl Cleanup {
             println!("    kept {}", self.root.display());
             if let Some(config) = &self.config {
                 println!(
-                    "    look around: orch --config {} status",
+                    "    an agent's screen log: orch --config {} logs builder",
                     shell_words::quote(&config.display().to_string())
                 );
             }
