@@ -1,7 +1,7 @@
 //! Starting and stopping sessions: agents (kickoff file, environment, delivery), services
 //! and the watchdog. `up`, `down` and the watchdog all act through these functions.
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::backend::{self, LaunchCommand, LaunchPlan};
@@ -91,10 +91,18 @@ pub fn start_agent(
     if tmux.pane_dead(&plan.session)? == Some(true) {
         stop_session_gracefully(cfg, tmux, &plan.session, agent.grace_period)?;
     }
-    let mut spec = NewSession::new(&plan.session, &plan.cwd, to_tmux(plan.command.clone()));
+    let mut command = to_tmux(plan.command.clone());
+    if agent.restart.is_some() {
+        // A restart policy needs the exit status: the pane stays (dead) after its process
+        // exits, and the process runs under a recorder (tmux 3.3 sometimes never fills
+        // #{pane_dead_status}).
+        let file = exit_status_file(cfg, &plan.session);
+        let _ = std::fs::remove_file(&file);
+        command = record_exit_status(command, &file);
+    }
+    let mut spec = NewSession::new(&plan.session, &plan.cwd, command);
     spec.env = plan.env.clone();
     spec.log = Some(cfg.session_log(&plan.session));
-    // A restart policy needs the exit status: the pane stays (dead) after its process exits.
     spec.remain_on_exit = agent.restart.is_some();
     tmux.new_session(&spec)?;
     if let Some(Err(e)) = plan
@@ -142,6 +150,37 @@ fn deliver_boot(tmux: &Tmux, session: &str, boot: &backend::PingBoot) -> Result<
         );
     }
     Ok(())
+}
+
+/// Where an agent's exit status is recorded when it runs under a restart policy.
+pub fn exit_status_file(cfg: &Config, session: &str) -> PathBuf {
+    cfg.state_dir.join(format!("exit-{session}"))
+}
+
+/// The exit status recorded for `session`'s last process, if any.
+pub fn recorded_exit_status(cfg: &Config, session: &str) -> Option<i32> {
+    std::fs::read_to_string(exit_status_file(cfg, session))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Runs the command as a job of its own (`set -m`: it becomes the terminal's foreground
+/// process group, so tmux still reports its name and C-c reaches it) and writes its exit status.
+const RECORD_SCRIPT: &str =
+    r#"f=$1; shift; set -m; "$@"; s=$?; printf '%s\n' "$s" > "$f"; exit "$s""#;
+
+fn record_exit_status(command: Command, file: &Path) -> Command {
+    let mut argv: Vec<String> = ["sh", "-c", RECORD_SCRIPT, "orch-exit"]
+        .map(String::from)
+        .into();
+    argv.push(file.display().to_string());
+    match command {
+        Command::Argv(a) => argv.extend(a),
+        Command::Shell(s) => argv.extend(["sh".to_string(), "-c".to_string(), s]),
+    }
+    Command::Argv(argv)
 }
 
 /// Start a service (its session must not exist).

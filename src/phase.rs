@@ -50,29 +50,35 @@ fn state_subdir(cfg: &Config) -> &str {
         .map_or("machine-docs", |h| h.state_subdir.as_str())
 }
 
-/// The text of a phase's STATUS file: `<repo>/<state_subdir>/<status>` or `<repo>/<status>` in the
-/// working tree, else the same paths at origin/main (agents working in their own clones).
-pub fn status_text(cfg: &Config, phase: &Phase) -> Option<String> {
+/// The texts of a phase's STATUS file: in the working tree (`<repo>/<state_subdir>/<status>`,
+/// else `<repo>/<status>`), then the same paths at origin/main (agents push from their own
+/// clones, and the watchdog only fetches: its working tree may be stale).
+pub fn status_texts(cfg: &Config, phase: &Phase) -> Vec<String> {
     let repo = handoff_repo(cfg);
     let sub = state_subdir(cfg);
-    for path in [repo.join(sub).join(&phase.status), repo.join(&phase.status)] {
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            return Some(text);
-        }
+    let mut texts = Vec::new();
+    if let Some(text) = [repo.join(sub).join(&phase.status), repo.join(&phase.status)]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+    {
+        texts.push(text);
     }
-    match handoff::show_pushed(&repo, sub, &phase.status) {
-        Ok(Some(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
-        _ => None,
+    if let Ok(Some(bytes)) = handoff::show_pushed(&repo, sub, &phase.status) {
+        texts.push(String::from_utf8_lossy(&bytes).into_owned());
     }
+    texts
 }
 
-/// True when the phase's STATUS file has the done marker followed by a real body.
+/// True when the phase's STATUS file (working tree or origin/main) has the done marker
+/// followed by a real body.
 pub fn is_done(cfg: &Config, phase: &Phase) -> bool {
     let marker = cfg
         .loop_
         .as_ref()
         .map_or("## DONE", |l| l.done_marker.as_str());
-    status_text(cfg, phase).is_some_and(|t| crate::detect::done_in(&t, marker))
+    status_texts(cfg, phase)
+        .iter()
+        .any(|t| crate::detect::done_in(t, marker))
 }
 
 /// What a heavy tick does about the phase sequence.

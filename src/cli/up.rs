@@ -25,7 +25,11 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
         .iter()
         .any(|a| a.kind == Kind::Loop && !running.contains(&a.session));
     if new_loops {
-        prepare_loops(cfg, running.contains(&cfg.watchdog_session()))?;
+        // A fresh start: no loop agent and no watchdog running (else the sequence is under
+        // way and only some of its sessions are being restarted).
+        let fresh = !running.contains(&cfg.watchdog_session())
+            && !cfg.loop_agents().any(|a| running.contains(&a.session));
+        prepare_loops(cfg, running.contains(&cfg.watchdog_session()), fresh)?;
     }
     let current = phase::current(cfg);
     for agent in agents {
@@ -94,17 +98,19 @@ pub fn check_names(cfg: &Config, names: &[String]) -> Result<()> {
     )))
 }
 
-/// Before loop agents start: `resume_phase = false` resets to phase 0, and the handoff
+/// Before loop agents start: on a `fresh` start `resume_phase = false` resets to phase 0 (a
+/// crashed loop agent restarted mid-sequence keeps the current phase), and the handoff
 /// baseline (the origin/main tip already handled) is recorded so that a claim pushed right
-/// after start is pinged even if the watchdog's first fetch comes later.
-fn prepare_loops(cfg: &Config, watchdog_running: bool) -> Result<()> {
+/// after start is pinged even if the watchdog's first fetch comes later. Not fresh, a
+/// remembered tip is kept so claims pushed while the watchdog was down are still pinged.
+fn prepare_loops(cfg: &Config, watchdog_running: bool, fresh: bool) -> Result<()> {
     let Some(l) = &cfg.loop_ else { return Ok(()) };
-    if !l.resume_phase && !l.phases.is_empty() {
+    if fresh && !l.resume_phase && !l.phases.is_empty() {
         phase::set_index(cfg, 0)?;
     }
     if l.handoff.is_some() && !watchdog_running {
         let repo = phase::handoff_repo(cfg);
-        if let Err(e) = crate::watchdog::record_baseline(cfg, &repo) {
+        if let Err(e) = crate::watchdog::record_baseline(cfg, &repo, !fresh) {
             tracing::warn!(
                 "could not record the handoff baseline of {}: {e}",
                 repo.display()

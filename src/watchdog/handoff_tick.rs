@@ -38,11 +38,20 @@ fn save_memory(cfg: &Config, mem: &HandoffMemory) {
 }
 
 /// Record the origin/main tip as already handled (loops are starting: `up`, phase advance).
-/// `reset_inboxes` forgets inbox hashes too (a new phase starts fresh, as the reference does).
-pub fn record_baseline(cfg: &Config, repo: &Path) -> Result<(), handoff::GitError> {
+/// With `keep_existing` a tip already remembered is kept: the sequence is under way and what
+/// was pushed since the watchdog last looked must still be pinged.
+pub fn record_baseline(
+    cfg: &Config,
+    repo: &Path,
+    keep_existing: bool,
+) -> Result<(), handoff::GitError> {
+    if keep_existing && load_memory(cfg).tip.is_some() {
+        return Ok(());
+    }
     baseline(cfg, repo, false)
 }
 
+/// `reset_inboxes` forgets inbox hashes too (a new phase starts fresh, as the reference does).
 pub(super) fn baseline(
     cfg: &Config,
     repo: &Path,
@@ -74,22 +83,23 @@ impl Watchdog {
             }
             return;
         }
-        if self.fetch_error.take().is_some() {
-            tracing::info!("fetch of {} works again", repo.display());
-        }
         match observe(&repo, &h, &load_memory(&self.cfg)) {
             Ok((pings, mem)) => {
+                if self.fetch_error.take().is_some() {
+                    tracing::info!("the handoff repo {} reads again", repo.display());
+                }
                 save_memory(&self.cfg, &mem);
                 for p in pings {
                     self.send_ping(&h, &p);
                 }
             }
             Err(e) => {
-                tracing::warn!("cannot read {}: {e}", repo.display());
-                self.event(
-                    events::FETCH_ERROR,
-                    json!({ "repo": repo, "error": e.to_string() }),
-                );
+                let text = e.to_string();
+                if self.fetch_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!("cannot read {}: {text}", repo.display());
+                    self.event(events::FETCH_ERROR, json!({ "repo": repo, "error": text }));
+                    self.fetch_error = Some(text);
+                }
             }
         }
     }

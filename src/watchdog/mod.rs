@@ -161,7 +161,16 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
         let reason = loop {
             let mut moved = wd;
             wd = tokio::task::spawn_blocking(move || {
-                moved.tick();
+                // A bug in one tick must not end the supervisor: report it and go on.
+                let tick = std::panic::AssertUnwindSafe(|| moved.tick());
+                if let Err(panic) = std::panic::catch_unwind(tick) {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!("a watchdog tick panicked (continuing): {what}");
+                }
                 moved
             })
             .await

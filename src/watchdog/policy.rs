@@ -287,7 +287,9 @@ impl Watchdog {
         let Some(policy) = &a.restart else {
             return; // no policy: healing's business
         };
-        let status = status.or_else(|| self.settled_status(&a.session));
+        let status = status
+            .or_else(|| fleet::recorded_exit_status(&self.cfg, &a.session))
+            .or_else(|| self.settled_status(&a.session));
         let now = now_ms();
         let decision = decide_exit(policy, status, rec.restarts);
         tracing::info!(agent = %a.name, ?status, ?decision, "agent exited");

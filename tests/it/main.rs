@@ -12,3 +12,4 @@ mod project;
 mod sim;
 mod support;
 mod tmux;
+mod watchdog;
