@@ -362,6 +362,26 @@ impl Cleanup {
         }
     }
 
+    /// tmux leaves its socket file behind when the server exits: remove the demo's own (only
+    /// a socket, only at the exact path `tmux -L` uses, only once the server is gone).
+    fn remove_socket_file(&self) {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let Ok(uid) = std::fs::metadata(&self.root).map(|m| m.uid()) else {
+            return;
+        };
+        let base = std::env::var_os("TMUX_TMPDIR")
+            .filter(|d| !d.is_empty())
+            .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+        let path = base.join(format!("tmux-{uid}")).join(&self.socket);
+        let is_socket = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket());
+        let alive = Tmux::new(Some(self.socket.clone()))
+            .fleet()
+            .is_ok_and(|f| !f.is_empty());
+        if is_socket && !alive {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
     fn finish(&mut self, keep: bool) {
         if self.done {
             return;
@@ -380,8 +400,14 @@ impl Cleanup {
             self.wait_watchdog_stopped(before);
         }
         match Tmux::new(Some(self.socket.clone())).kill_server() {
-            Ok(true) => println!("    killed the private tmux server {}", self.socket),
-            Ok(false) => println!("    no tmux server left on {}", self.socket),
+            Ok(killed) => {
+                if killed {
+                    println!("    killed the private tmux server {}", self.socket);
+                } else {
+                    println!("    no tmux server left on {}", self.socket);
+                }
+                self.remove_socket_file();
+            }
             Err(e) => println!("    could not kill the tmux server {}: {e}", self.socket),
         }
         if keep {
