@@ -4,6 +4,7 @@ pub mod api;
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod detect;
 pub mod error;
 pub mod events;

@@ -107,6 +107,12 @@ pub enum Verb {
         /// The hook event: SessionStart, UserPromptSubmit, PreToolUse, Stop, Notification, ...
         event: String,
     },
+    /// Run the shipped two-phase example on simulated agents in a throwaway project, to
+    /// SEQUENCE-COMPLETE, on a private tmux server; then clean up (no network, no API key).
+    ///
+    /// Example: orch demo
+    /// Example: orch demo --keep --dir /tmp/orch-demo
+    Demo(crate::demo::DemoArgs),
     /// The simulated coding agent used by the demo and the tests.
     #[command(hide = true)]
     Sim(crate::sim::SimArgs),
@@ -132,6 +138,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Verb::Selftest => Ok(selftest()),
         Verb::Sim(args) => crate::sim::run(args),
         Verb::Hook { event } => Ok(crate::hooks::run(&event)),
+        Verb::Demo(args) => crate::demo::run(args),
         Verb::Watchdog => crate::watchdog::run(&cli.config),
         Verb::Up { names } => up::run(&load(&cli.config)?, &names),
         Verb::Down { names, clean } => down::run(&load(&cli.config)?, &names, clean),
