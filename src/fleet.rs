@@ -86,6 +86,9 @@ pub fn start_agent(
     ensure_dirs(cfg)?;
     workspace::write_files(&eff, &plan.env)
         .map_err(|e| Error::Runtime(format!("cannot write the workspace files: {e}")))?;
+    if agent.hooks {
+        install_hooks(&agent.name, &plan.cwd);
+    }
     state::write_atomic(&plan.kickoff_file, plan.kickoff.as_bytes())
         .map_err(|e| Error::io(&plan.kickoff_file, "writing the kickoff file", e))?;
     if tmux.pane_dead(&plan.session)? == Some(true) {
@@ -126,6 +129,16 @@ pub fn start_agent(
         }),
     );
     Ok(plan)
+}
+
+/// Wire `orch hook` into the agent dir's Claude settings; a failure is reported, never fatal.
+fn install_hooks(agent: &str, dir: &Path) {
+    let result = std::env::current_exe()
+        .map_err(|e| e.to_string())
+        .and_then(|exe| crate::hooks::install(dir, &exe).map_err(|e| e.to_string()));
+    if let Err(e) = result {
+        tracing::warn!(agent, "cannot wire the Claude hooks: {e}");
+    }
 }
 
 /// `ping` delivery: wait (bounded by connect_delay) until the pane is quiet and shows an input,

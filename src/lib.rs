@@ -1,13 +1,16 @@
 //! orch: run and supervise fleets of AI coding agents in tmux from one TOML config.
 //! The library holds every behaviour; `main.rs` only parses and dispatches.
+pub mod api;
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod detect;
 pub mod error;
 pub mod events;
 pub mod fleet;
 pub mod handoff;
+pub mod hooks;
 pub mod phase;
 pub mod secrets;
 pub mod sim;

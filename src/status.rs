@@ -1,12 +1,24 @@
 //! What `orch status` shows: every agent, service and the watchdog, and the phase, gathered
 //! from one tmux call; rendered as a table or as the JSON of DESIGN.md (fields never renamed).
+mod state;
+mod table;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::backend::model_for;
-use crate::config::Config;
+use crate::config::{Agent, Config, Watch};
+use crate::hooks::{self, HookSummary};
 use crate::phase;
-use crate::tmux::Fleet;
+use crate::tmux::{Fleet, PaneInfo};
 use crate::watchdog::policy;
+
+pub use state::{ACTIVE_WINDOW_SECS, AgentState, Derived, Lifecycle, Observation, derive_state};
+pub use table::{render_table, render_table_styled};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -44,12 +56,26 @@ pub struct AgentReport {
     pub pid: Option<u32>,
     /// `login_required` / `auth_error` while a human must act (the watchdog's open episode).
     pub needs_attention: Option<String>,
+    /// working | idle | waiting_input | held | stalled | dead | stopped | gave_up.
+    pub state: &'static str,
+    /// For `held`: the end of the usage-limit hold (Unix seconds).
+    pub until: Option<f64>,
+    /// RFC 3339: when the current state began (null when unknown).
+    pub since: Option<String>,
+    /// RFC 3339: the last pane output or hook record.
+    pub last_activity_at: Option<String>,
     /// Why a supervision policy keeps it stopped: `gave_up`, `timed_out` or `stopped`.
     pub parked: Option<&'static str>,
-    /// Restarts by the restart policy since its last fresh start.
-    pub restarts: u32,
+    /// How many times the watchdog restarted it (`healed` and `restarted` events).
+    pub restarts: u64,
     /// The exit status of its last exit, when one was seen.
     pub last_exit: Option<i32>,
+    /// Why it was last restarted: a `healed` reason, or `exited` (restart policy).
+    pub last_heal_reason: Option<String>,
+    pub last_tool: Option<String>,
+    pub last_tool_at: Option<String>,
+    /// Tool uses among the kept hook records (the last 500).
+    pub tool_counts: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,16 +94,23 @@ pub struct WatchdogReport {
 
 /// Build the report from the config and one snapshot of the tmux server.
 pub fn gather(cfg: &Config, fleet: &Fleet) -> Report {
+    gather_at(cfg, fleet, Utc::now().timestamp())
+}
+
+/// [`gather`] as of `now` (Unix seconds). Reads the event log once, each agent's hook records
+/// and hold file; never calls tmux.
+pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
     let current = phase::current(cfg);
-    let attention = crate::watchdog::screen::load_attention(cfg);
     let live = |session: &str| fleet.get(session).filter(|p| !p.dead);
+    let history = EventHistory::read(&cfg.events_file());
+    let attention = crate::watchdog::screen::load_attention(cfg);
     let agents = cfg
         .agents
         .iter()
         .map(|a| {
             let pane = live(&a.session);
             let record = policy::record(cfg, &a.name);
-            AgentReport {
+            let mut report = AgentReport {
                 name: a.name.clone(),
                 kind: a.kind.as_str(),
                 backend: a.backend.clone(),
@@ -89,10 +122,20 @@ pub fn gather(cfg: &Config, fleet: &Fleet) -> Report {
                 command: pane.map(|p| p.command.clone()).unwrap_or_default(),
                 pid: pane.and_then(|p| p.pid),
                 needs_attention: attention.get(&a.name).map(|x| x.state.clone()),
+                state: "stopped",
+                until: None,
+                since: None,
+                last_activity_at: None,
                 parked: policy::parked(cfg, &a.name).filter(|_| pane.is_none()),
-                restarts: record.restarts,
+                restarts: 0,
                 last_exit: record.exit_status,
-            }
+                last_heal_reason: None,
+                last_tool: None,
+                last_tool_at: None,
+                tool_counts: BTreeMap::new(),
+            };
+            observe_agent(cfg, a, fleet.get(&a.session), &history, now, &mut report);
+            report
         })
         .collect();
     let services = cfg
@@ -107,14 +150,7 @@ pub fn gather(cfg: &Config, fleet: &Fleet) -> Report {
                 .unwrap_or_default(),
         })
         .collect();
-    let phase = current.map(|p| PhaseReport {
-        id: p.id.clone(),
-        index: phase::current_index(cfg),
-        count: cfg.phases().len(),
-        done: phase::is_done(cfg, p),
-        plan: p.plan.clone(),
-        sequence_complete: cfg.sequence_complete_file().exists(),
-    });
+    let phase = phase_report(cfg);
     let wd = cfg.watchdog_session();
     Report {
         schema_version: SCHEMA_VERSION,
@@ -128,70 +164,188 @@ pub fn gather(cfg: &Config, fleet: &Fleet) -> Report {
     }
 }
 
-/// The human table.
-pub fn render_table(r: &Report) -> String {
-    let mut out = String::new();
-    if let Some(p) = &r.phase {
-        let state = match (p.sequence_complete, p.done) {
-            (true, _) => "sequence complete",
-            (false, true) => "DONE",
-            (false, false) => "in progress",
-        };
-        let plan = if p.plan.is_empty() { "-" } else { &p.plan };
-        out += &format!(
-            "phase {}  [{}/{}]  plan={plan}  ({state})\n",
-            p.id,
-            p.index + 1,
-            p.count
-        );
-    }
-    out += &format!(
-        "{:<14} {:<12} {:<9} {:<12} {:<10} STATE\n",
-        "NAME", "KIND", "BACKEND", "MODEL", "WATCH"
-    );
-    for a in &r.agents {
-        let mut state = if a.running {
-            "RUNNING".to_string()
-        } else {
-            "stopped".to_string()
-        };
-        if !a.enabled {
-            state += " (disabled)";
+/// The phase part of the report (None without `[loop].phases`); no tmux.
+pub fn phase_report(cfg: &Config) -> Option<PhaseReport> {
+    phase::current(cfg).map(|p| PhaseReport {
+        id: p.id.clone(),
+        index: phase::current_index(cfg),
+        count: cfg.phases().len(),
+        done: phase::is_done(cfg, p),
+        plan: p.plan.clone(),
+        sequence_complete: cfg.sequence_complete_file().exists(),
+    })
+}
+
+/// Fill the derived fields of one agent's report.
+fn observe_agent(
+    cfg: &Config,
+    a: &Agent,
+    pane: Option<&PaneInfo>,
+    history: &EventHistory,
+    now: i64,
+    r: &mut AgentReport,
+) {
+    let summary: HookSummary = hooks::summarize(&hooks::read_records(&cfg.log_dir, &a.name));
+    let mine = history.agents.get(&a.name);
+    let lifecycle = match r.parked {
+        Some(why) => {
+            let l = if why == "gave_up" {
+                Lifecycle::GaveUp
+            } else {
+                Lifecycle::Stopped
+            };
+            let at = mine.and_then(|m| m.lifecycle).map_or(now, |(_, t)| t);
+            Some((l, at))
         }
-        if let Some(why) = a.parked {
-            state += &format!(" ({})", why.replace('_', " "));
-        }
-        if a.running && !a.command.is_empty() {
-            state += &format!(" [{}]", a.command);
-        }
-        if let Some(why) = &a.needs_attention {
-            state += &format!(" NEEDS ATTENTION ({why})");
-        }
-        let model = if a.model.is_empty() {
-            "default"
-        } else {
-            &a.model
-        };
-        out += &format!(
-            "{:<14} {:<12} {:<9} {:<12} {:<10} {state}\n",
-            a.name, a.kind, a.backend, model, a.watch
-        );
-    }
-    for s in &r.services {
-        let state = if s.running { "RUNNING" } else { "stopped" };
-        out += &format!(
-            "{:<14} {:<12} {:<9} {:<12} {:<10} {state}\n",
-            s.name, "service", "-", "-", "-"
-        );
-    }
-    let state = if r.watchdog.running {
-        "RUNNING"
-    } else {
-        "stopped"
+        None => mine.and_then(|m| m.lifecycle),
     };
-    out += &format!(
-        "{:<14} {:<12} {:<9} {:<12} {:<10} {state}\n",
-        "watchdog", "watchdog", "-", "-", "-"
-    );
-    out
+    let obs = Observation {
+        now,
+        pane_dead: pane.map(|p| p.dead),
+        pane_activity: pane.and_then(|p| p.activity),
+        hook: summary.activity,
+        hold_until: read_hold(&cfg.state_dir, &a.session),
+        limit_hit_at: mine.and_then(|m| m.limit_hit_at),
+        lifecycle,
+        stall_after: (a.watch == Watch::HealStall)
+            .then(|| cfg.backend_of(a).stall_idle.as_secs() as i64),
+    };
+    let d = derive_state(&obs);
+    r.state = d.state.as_str();
+    if let AgentState::Held { until } = d.state {
+        r.until = Some(until);
+    }
+    r.since = d.since.and_then(rfc3339);
+    r.last_activity_at = match (obs.pane_activity, summary.last_at) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+    .and_then(rfc3339);
+    if let Some(m) = mine {
+        r.restarts = m.restarts;
+        r.last_heal_reason = m.last_heal_reason.clone();
+    }
+    r.last_tool = summary.last_tool;
+    r.last_tool_at = summary.last_tool_at.and_then(rfc3339);
+    r.tool_counts = summary.tool_counts;
+}
+
+/// Unix seconds as RFC 3339 (UTC).
+pub fn rfc3339(secs: i64) -> Option<String> {
+    DateTime::from_timestamp(secs, 0).map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// The end of a usage-limit hold from `<state_dir>/limited-<session>.json`
+/// (`{"until": <epoch secs>, "nudges": n}`); a missing or garbled file is no hold.
+pub fn read_hold(state_dir: &Path, session: &str) -> Option<f64> {
+    let bytes = std::fs::read(state_dir.join(format!("limited-{session}.json"))).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("until")?.as_f64().filter(|u| u.is_finite())
+}
+
+/// What the event log says about each agent.
+#[derive(Debug, Default)]
+struct EventHistory {
+    agents: HashMap<String, AgentHistory>,
+}
+
+#[derive(Debug, Default)]
+struct AgentHistory {
+    lifecycle: Option<(Lifecycle, i64)>,
+    restarts: u64,
+    last_heal_reason: Option<String>,
+    limit_hit_at: Option<i64>,
+}
+
+impl EventHistory {
+    /// One pass over `events.jsonl`; a missing file or garbled lines give nothing.
+    fn read(path: &Path) -> EventHistory {
+        let mut h = EventHistory::default();
+        for (_, e) in crate::events::read_since(path, 0) {
+            let Some(agent) = e.get("agent").and_then(Value::as_str) else {
+                continue;
+            };
+            let name = e.get("event").and_then(Value::as_str).unwrap_or("");
+            let ts = e
+                .get("ts")
+                .and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.timestamp());
+            let entry = h.agents.entry(agent.to_string()).or_default();
+            let lifecycle = match name {
+                crate::events::AGENT_STARTED => Some(Lifecycle::Started),
+                crate::events::AGENT_STOPPED => Some(Lifecycle::Stopped),
+                crate::events::HEALED => {
+                    entry.restarts += 1;
+                    entry.last_heal_reason =
+                        e.get("reason").and_then(Value::as_str).map(String::from);
+                    Some(Lifecycle::Started)
+                }
+                crate::events::RESTARTED => {
+                    entry.restarts += 1;
+                    entry.last_heal_reason = Some("exited".into());
+                    Some(Lifecycle::Started)
+                }
+                crate::events::TIMED_OUT => Some(Lifecycle::Stopped),
+                crate::events::LIMIT_HIT => {
+                    entry.limit_hit_at = ts.or(entry.limit_hit_at);
+                    None
+                }
+                n if n.contains("gave_up") => Some(Lifecycle::GaveUp),
+                _ => None,
+            };
+            if let (Some(l), Some(t)) = (lifecycle, ts) {
+                entry.lifecycle = Some((l, t));
+            }
+        }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_history_counts_heals_and_keeps_the_last_lifecycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(
+            &path,
+            concat!(
+                "{\"ts\":\"2026-01-01T00:00:00Z\",\"event\":\"agent_started\",\"agent\":\"b\"}\n",
+                "{\"ts\":\"2026-01-01T00:01:00Z\",\"event\":\"healed\",\"agent\":\"b\",\"reason\":\"gone\"}\n",
+                "garbage\n",
+                "{\"ts\":\"2026-01-01T00:02:00Z\",\"event\":\"healed\",\"agent\":\"b\",\"reason\":\"stall\"}\n",
+                "{\"ts\":\"2026-01-01T00:03:00Z\",\"event\":\"limit_hit\",\"agent\":\"b\",\"until\":1}\n",
+                "{\"ts\":\"2026-01-01T00:04:00Z\",\"event\":\"agent_stopped\",\"agent\":\"a\"}\n",
+            ),
+        )
+        .unwrap();
+        let h = EventHistory::read(&path);
+        let b = &h.agents["b"];
+        assert_eq!(b.restarts, 2);
+        assert_eq!(b.last_heal_reason.as_deref(), Some("stall"));
+        assert_eq!(b.lifecycle.map(|l| l.0), Some(Lifecycle::Started));
+        assert!(b.limit_hit_at.is_some());
+        assert_eq!(
+            h.agents["a"].lifecycle.map(|l| l.0),
+            Some(Lifecycle::Stopped)
+        );
+    }
+
+    #[test]
+    fn hold_files_are_read_defensively() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |s: &str| dir.path().join(format!("limited-{s}.json"));
+        std::fs::write(p("a"), r#"{"until": 1700000000.5, "nudges": 2}"#).unwrap();
+        std::fs::write(p("b"), r#"{"until": 1700000000}"#).unwrap();
+        std::fs::write(p("c"), "{garbled").unwrap();
+        std::fs::write(p("d"), r#"{"until": "soon"}"#).unwrap();
+        assert_eq!(read_hold(dir.path(), "a"), Some(1_700_000_000.5));
+        assert_eq!(read_hold(dir.path(), "b"), Some(1_700_000_000.0));
+        assert_eq!(read_hold(dir.path(), "c"), None);
+        assert_eq!(read_hold(dir.path(), "d"), None);
+        assert_eq!(read_hold(dir.path(), "missing"), None);
+    }
 }

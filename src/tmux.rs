@@ -301,6 +301,10 @@ impl Tmux {
         match self.run(cmd, "", None) {
             Ok(ran) => parse_fleet(&ran.stdout),
             Err(TmuxError::NoSession { .. }) => Ok(Fleet::default()),
+            // A server whose last session just closed (it is exiting) has no target at all.
+            Err(TmuxError::Failed { stderr, .. }) if stderr.contains("no current target") => {
+                Ok(Fleet::default())
+            }
             Err(err) => Err(err),
         }
     }

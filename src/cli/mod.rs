@@ -117,6 +117,20 @@ pub enum Verb {
         /// The screen text (tmux capture-pane -p output); - or none reads stdin.
         file: Option<PathBuf>,
     },
+    /// Record a Claude Code hook (JSON on stdin) for $ORCH_AGENT under $ORCH_LOG_DIR/hooks/.
+    /// Always exits 0, fast, without tmux: wired by `hooks = true` on an agent.
+    ///
+    /// Example: echo '{"tool_name":"Bash"}' | ORCH_AGENT=builder ORCH_LOG_DIR=.orch orch hook PreToolUse
+    Hook {
+        /// The hook event: SessionStart, UserPromptSubmit, PreToolUse, Stop, Notification, ...
+        event: String,
+    },
+    /// Run the shipped two-phase example on simulated agents in a throwaway project, to
+    /// SEQUENCE-COMPLETE, on a private tmux server; then clean up (no network, no API key).
+    ///
+    /// Example: orch demo
+    /// Example: orch demo --keep --dir /tmp/orch-demo
+    Demo(crate::demo::DemoArgs),
     /// The simulated coding agent used by the demo and the tests.
     #[command(hide = true)]
     Sim(crate::sim::SimArgs),
@@ -146,6 +160,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             file,
         } => classify::run(&cli.config, &backend, json, file.as_ref()),
         Verb::Sim(args) => crate::sim::run(args),
+        Verb::Hook { event } => Ok(crate::hooks::run(&event)),
+        Verb::Demo(args) => crate::demo::run(args),
         Verb::Watchdog => crate::watchdog::run(&cli.config),
         Verb::Up { names } => up::run(&load(&cli.config)?, &names),
         Verb::Down { names, clean } => down::run(&load(&cli.config)?, &names, clean),

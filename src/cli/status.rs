@@ -1,5 +1,6 @@
 //! `orch status [--json]`: one table (or one JSON object) of the whole fleet and the phase,
-//! from a single tmux call.
+//! from a single tmux call; colour only on a terminal and never with NO_COLOR set.
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use crate::config::Config;
@@ -13,7 +14,10 @@ pub fn run(cfg: &Config, json: bool) -> Result<ExitCode> {
             .map_err(|e| crate::Error::Runtime(format!("cannot encode the status: {e}")))?;
         println!("{text}");
     } else {
-        print!("{}", status::render_table(&report));
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let colour = !no_color && std::io::stdout().is_terminal();
+        let now = chrono::Utc::now().timestamp();
+        print!("{}", status::render_table_styled(&report, now, colour));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -132,6 +132,8 @@ pub struct Agent {
     pub watch: Watch,
     pub enabled: bool,
     pub resume: bool,
+    /// Wire Claude Code hooks (`orch hook <event>`) into the agent dir's `.claude/settings.local.json`.
+    pub hooks: bool,
     pub prompt: Option<String>,
     pub prompt_file: Option<PathBuf>,
     pub wake: Option<Wake>,

@@ -89,6 +89,7 @@ pub struct RawAgentKeys {
     pub dir: Option<String>,
     pub enabled: Option<bool>,
     pub resume: Option<bool>,
+    pub hooks: Option<bool>,
     pub env: Option<BTreeMap<String, String>>,
     /// First-run dialogs the agent answers by itself (keys from its backend's `dialogs`).
     pub auto_accept: Option<Vec<String>>,

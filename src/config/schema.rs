@@ -23,6 +23,7 @@ const AGENT_KEYS: &[&str] = &[
     "restart_backoff",
     "restart_backoff_max",
     "restart_reset_after",
+    "hooks",
 ];
 const DEFAULTS_KEYS: &[&str] = &["session_prefix", "log_dir", "project_dir", "tmux_socket"];
 const AGENT_ONLY_KEYS: &[&str] = &[

@@ -378,6 +378,7 @@ fn build_agents(
             watch,
             enabled: k.enabled.or(d.enabled).unwrap_or(true),
             resume: k.resume.or(d.resume).unwrap_or(false),
+            hooks: k.hooks.or(d.hooks).unwrap_or(false),
             prompt: a.prompt.clone(),
             prompt_file,
             wake,

@@ -42,6 +42,10 @@ pub struct SimArgs {
     /// waiting-until=<ISO>, exit0. Repeatable; also ORCH_SIM_FAULT (comma-separated).
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
+    /// Play the --fault and ORCH_SIM_FAULT faults only in this phase (ORCH_PHASE); in any other
+    /// phase the sim runs clean.
+    #[arg(long, value_name = "ID")]
+    pub fault_phase: Option<String>,
     /// The kickoff prompt text (the "arg" delivery).
     #[arg(allow_hyphen_values = true)]
     pub kickoff: Option<String>,
@@ -148,6 +152,9 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::io(".", "finding the sim's working folder", e))?;
     let id = Identity::from_env();
+    if args.fault_phase.as_ref().is_some_and(|p| *p != id.phase) {
+        faults.clear();
+    }
     let mut sim = Sim {
         behaviour: behaviour_of(&id),
         id,
@@ -235,7 +242,8 @@ impl Sim {
                 self.scr.clear()?;
                 self.banner()?;
                 self.scr.echo_input(line)?;
-                self.scr.say("Usage limit lifted; resuming.")?;
+                // Worded so that it does not match a limit_re ("usage limit"): a resumed agent is not limited.
+                self.scr.say("Quota window reset; resuming.")?;
                 self.mode = Mode::Ready;
                 self.work(Trigger::Ping)
             }

@@ -137,11 +137,14 @@ impl Runner<'_> {
         }
         let stdout = read_in_background(child.stdout.take(), cmd)?;
         let stderr = read_in_background(child.stderr.take(), cmd)?;
+        // tmux closes its stdout when it exits: waiting for that EOF first returns as soon as
+        // the call is done, where polling the exit alone adds up to one poll pause per call.
+        let stdout = receive(stdout, deadline);
         let status = wait_until(child, deadline, self.timeout, cmd)?;
         let grace = deadline.max(Instant::now() + Duration::from_millis(500));
         Ok(Ran {
             status,
-            stdout: receive(stdout, grace),
+            stdout,
             stderr: receive(stderr, grace),
         })
     }

@@ -6,7 +6,7 @@ use super::TmuxError;
 
 /// The `-F` format of the fleet query. Free-text fields come last so that a tab inside a
 /// session name (which tmux prints escaped anyway) cannot shift the fixed fields.
-pub(crate) const FLEET_FORMAT: &str = "#{pane_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}\t#{session_activity}\t#{window_index}\t#{pane_index}\t#{pane_current_command}\t#{session_name}";
+pub(crate) const FLEET_FORMAT: &str = "#{pane_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}\t#{window_activity}\t#{window_index}\t#{pane_index}\t#{pane_current_command}\t#{session_name}";
 
 const FIELDS: usize = 9;
 
@@ -24,7 +24,8 @@ pub struct PaneInfo {
     pub dead: bool,
     /// The exit status of a dead pane; tmux 3.3 may leave it empty even for a dead pane.
     pub dead_status: Option<i32>,
-    /// The session's last activity, in Unix seconds.
+    /// The last output in the pane's window, in Unix seconds (`window_activity`: tmux 3.3's
+    /// `session_activity` moves only on client input, never on output).
     pub activity: Option<i64>,
     pub window_index: u32,
     pub pane_index: u32,

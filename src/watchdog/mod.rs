@@ -3,6 +3,7 @@
 mod handoff_tick;
 pub mod heal;
 pub mod limit;
+mod pane_cache;
 mod phase_tick;
 pub mod policy;
 pub mod screen;
@@ -43,6 +44,8 @@ pub struct Watchdog {
     last_fatal: HashMap<String, Instant>,
     /// Agents whose repeated fatal banner was already reported.
     fatal_reported: BTreeSet<String>,
+    /// The last capture of each session's pane, reused while the pane shows no new output.
+    pane_cache: HashMap<String, pane_cache::CachedPane>,
 }
 
 impl Watchdog {
@@ -61,7 +64,15 @@ impl Watchdog {
             last_wake: HashMap::new(),
             last_fatal: HashMap::new(),
             fatal_reported: BTreeSet::new(),
+            pane_cache: HashMap::new(),
         })
+    }
+
+    /// A watchdog for the config at `config_path`, without the lock or the loop: for running
+    /// single ticks (benchmarks, tests).
+    pub fn open(config_path: &Path) -> Result<Self> {
+        let loaded = config::load(config_path, LoadOptions::WATCHDOG)?;
+        Self::new(config_path.to_path_buf(), loaded.config)
     }
 
     /// Append an event; failing to log never stops the loop.
@@ -160,6 +171,8 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
             events::WATCHDOG_STARTED,
             json!({ "pid": std::process::id(), "phase": phase }),
         );
+        // The read-only status API, a task beside the tick loop; dropped (socket removed) on exit.
+        let api = crate::api::ApiHandle::spawn(&wd.cfg);
         let reason = loop {
             let mut moved = wd;
             wd = tokio::task::spawn_blocking(move || {
@@ -177,6 +190,9 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
             })
             .await
             .map_err(|e| Error::Runtime(format!("a watchdog tick failed: {e}")))?;
+            if let Some(api) = &api {
+                api.update(&wd.cfg, wd.config_error.as_deref());
+            }
             tokio::select! {
                 _ = tokio::time::sleep(wd.cfg.watchdog.signal_interval) => {}
                 _ = sigint.recv() => break "SIGINT",

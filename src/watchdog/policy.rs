@@ -254,7 +254,11 @@ impl Watchdog {
         match fleet::launch_fingerprint(&self.cfg, a, phase.as_ref()) {
             Ok(now_fp) => match &rec.fingerprint {
                 None => update(&self.cfg, &a.name, |r| r.fingerprint = Some(now_fp)),
-                Some(fp) if *fp != now_fp => {
+                // A held agent is never rebooted: the change is applied once the hold lifts.
+                Some(fp)
+                    if *fp != now_fp
+                        && super::limit::load_hold(&self.cfg, &a.session).is_none() =>
+                {
                     tracing::info!(agent = %a.name, "launch settings changed: restarting it");
                     self.stop(a);
                     if self.start(a) {

@@ -28,17 +28,24 @@ impl Watchdog {
         let mut care = Care::default();
         let attention = super::screen::load_attention(&self.cfg);
         for agent in watched(&self.cfg) {
-            if fleet.get(&agent.session).is_none_or(|i| i.dead) {
+            let Some(info) = fleet.get(&agent.session).filter(|i| !i.dead) else {
                 self.idle_since.remove(&agent.session);
+                self.pane_cache.remove(&agent.session);
                 continue;
-            }
+            };
             // Waiting for a human to log in: a restart would not help (no restart loop).
             if attention.contains_key(&agent.name) {
                 self.idle_since.remove(&agent.session);
                 care.skip.insert(agent.name.clone());
                 continue;
             }
-            let pane = match self.tmux.capture(&agent.session, CAPTURE_ROWS) {
+            let captured = super::pane_cache::capture_cached(
+                &mut self.pane_cache,
+                &self.tmux,
+                info,
+                CAPTURE_ROWS,
+            );
+            let pane = match captured {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!("cannot read the pane of {}: {e}", agent.name);

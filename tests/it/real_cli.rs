@@ -315,7 +315,7 @@ fn up_accepts_trust_and_submits_the_ping(cli: &Cli) {
         }
         matches!(state, ScreenState::Busy | ScreenState::NetworkError)
     });
-    let (state, screen) = w.state();
+    let (_, screen) = w.state();
     assert!(
         submitted,
         "{}: states {seen:?}, screen:\n{screen}",
@@ -333,9 +333,10 @@ fn up_accepts_trust_and_submits_the_ping(cli: &Cli) {
     };
     let failed = wait_for(budget, || w.state().0 == ScreenState::NetworkError);
     eprintln!(
-        "{}: states {seen:?}; network_error {} within {budget:?} (last: {state})",
+        "{}: states {seen:?}; network_error {} within {budget:?} (now: {})",
         cli.preset,
-        if failed { "reached" } else { "NOT reached" }
+        if failed { "reached" } else { "NOT reached" },
+        w.state().0
     );
     if cli.bin == "opencode" {
         assert!(failed, "opencode gives up after ~1 min:\n{}", w.state().1);

@@ -1,0 +1,118 @@
+//! The light tick's capture cache: a pane with no output since its last capture shows the same
+//! screen, so its text is reused instead of spawning another `tmux capture-pane` every tick.
+use std::collections::HashMap;
+
+use crate::tmux::{PaneInfo, Tmux, TmuxError};
+
+/// A cached capture is retaken at least this often (seconds), whatever tmux says.
+pub const MAX_AGE_SECS: i64 = 600;
+
+/// One pane's last capture.
+#[derive(Debug, Clone)]
+pub struct CachedPane {
+    pub pane_id: String,
+    /// The window's last output (tmux `window_activity`) seen before the capture.
+    pub activity: i64,
+    /// When the capture was taken (Unix seconds).
+    pub captured_at: i64,
+    pub text: String,
+}
+
+/// True when `cached` still shows what the pane `now_pane` shows: the same pane, no output
+/// since, and the capture taken in a later second than that output (tmux counts activity in
+/// whole seconds, so output in the capture's own second could be missing from it). Pure.
+pub fn still_fresh(cached: &CachedPane, now_pane: &PaneInfo, now: i64) -> bool {
+    now_pane.pane_id == cached.pane_id
+        && now_pane.activity == Some(cached.activity)
+        && cached.activity < cached.captured_at
+        && now - cached.captured_at < MAX_AGE_SECS
+}
+
+/// The pane text of `pane` (`rows` bottom rows): from `cache` when still fresh, else captured
+/// (and cached when tmux reports the window's activity).
+pub fn capture_cached(
+    cache: &mut HashMap<String, CachedPane>,
+    tmux: &Tmux,
+    pane: &PaneInfo,
+    rows: usize,
+) -> Result<String, TmuxError> {
+    let now = chrono::Utc::now().timestamp();
+    if let Some(c) = cache
+        .get(&pane.session)
+        .filter(|c| still_fresh(c, pane, now))
+    {
+        return Ok(c.text.clone());
+    }
+    let text = tmux.capture(&pane.session, rows)?;
+    match pane.activity {
+        Some(activity) => {
+            cache.insert(
+                pane.session.clone(),
+                CachedPane {
+                    pane_id: pane.pane_id.clone(),
+                    activity,
+                    captured_at: now,
+                    text: text.clone(),
+                },
+            );
+        }
+        None => {
+            cache.remove(&pane.session);
+        }
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pane(id: &str, activity: Option<i64>) -> PaneInfo {
+        PaneInfo {
+            session: "s".into(),
+            pane_id: id.into(),
+            pid: Some(1),
+            command: "claude".into(),
+            dead: false,
+            dead_status: None,
+            activity,
+            window_index: 0,
+            pane_index: 0,
+        }
+    }
+
+    fn cached(activity: i64, captured_at: i64) -> CachedPane {
+        CachedPane {
+            pane_id: "%1".into(),
+            activity,
+            captured_at,
+            text: "screen".into(),
+        }
+    }
+
+    #[test]
+    fn a_quiet_pane_reuses_its_capture() {
+        assert!(still_fresh(&cached(100, 105), &pane("%1", Some(100)), 110));
+    }
+
+    #[test]
+    fn output_since_the_capture_means_a_new_capture() {
+        assert!(!still_fresh(&cached(100, 105), &pane("%1", Some(106)), 110));
+    }
+
+    #[test]
+    fn a_capture_in_the_same_second_as_the_output_is_not_trusted() {
+        assert!(!still_fresh(&cached(105, 105), &pane("%1", Some(105)), 110));
+    }
+
+    #[test]
+    fn a_new_pane_or_an_old_capture_means_a_new_capture() {
+        assert!(!still_fresh(&cached(100, 105), &pane("%2", Some(100)), 110));
+        assert!(!still_fresh(&cached(100, 105), &pane("%1", None), 110));
+        assert!(!still_fresh(
+            &cached(100, 105),
+            &pane("%1", Some(100)),
+            105 + MAX_AGE_SECS
+        ));
+    }
+}
