@@ -36,6 +36,10 @@ pub const AGENT_EXITED: &str = "agent_exited";
 pub const RESTARTED: &str = "restarted";
 /// `max_restarts` used up; the agent is left stopped. Fields: `agent`, `restarts`, `status`.
 pub const GAVE_UP: &str = "gave_up";
+/// A dialog answered for an agent that opted in with `auto_accept`. Fields: `agent`, `dialog`.
+pub const AUTO_ACCEPTED: &str = "auto_accepted";
+/// Login or auth failed: a person must act (logged once per episode). Fields: `agent`, `state`.
+pub const NEEDS_ATTENTION: &str = "needs_attention";
 
 /// Every event name DESIGN.md defines.
 pub const ALL: &[&str] = &[
@@ -56,6 +60,8 @@ pub const ALL: &[&str] = &[
     AGENT_EXITED,
     RESTARTED,
     GAVE_UP,
+    AUTO_ACCEPTED,
+    NEEDS_ATTENTION,
 ];
 
 /// Appends events to `<log_dir>/events.jsonl`.

@@ -14,12 +14,9 @@ use super::Watchdog;
 use crate::backend::presets::dialog_answer;
 use crate::config::{Agent, Backend, Config, Delivery};
 use crate::detect::{Classification, ScreenState, classify};
+use crate::events::{AUTO_ACCEPTED, NEEDS_ATTENTION};
 use crate::tmux::{PaneInfo, Tmux};
 
-/// Event: a dialog was answered for an agent (`agent`, `dialog`, `state`, `keys`).
-pub const AUTO_ACCEPTED: &str = "auto_accepted";
-/// Event: an agent needs a human (`agent`, `state` = `login_required|auth_error`, `rule`).
-pub const NEEDS_ATTENTION: &str = "needs_attention";
 /// `<state_dir>/attention.json`: the open needs-attention episodes, by agent.
 pub const ATTENTION_FILE: &str = "attention.json";
 
