@@ -115,6 +115,13 @@ pub fn start_agent(
         .as_ref()
         .map(|boot| deliver_boot(tmux, &plan.session, boot))
     {
+        if !tmux.has_session(&plan.session).unwrap_or(true) {
+            return Err(Error::Runtime(format!(
+                "agent {} exited while starting, before its kickoff could be typed (its screen is in {})",
+                agent.name,
+                cfg.session_log(&plan.session).display()
+            )));
+        }
         let _ = tmux.kill_session(&plan.session);
         return Err(e);
     }

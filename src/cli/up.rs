@@ -32,6 +32,9 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
         prepare_loops(cfg, running.contains(&cfg.watchdog_session()), fresh)?;
     }
     let current = phase::current(cfg);
+    // One agent that fails to start does not keep the others down; the failures are reported
+    // (and the exit code set) once everything else was started.
+    let mut failures: Vec<Error> = Vec::new();
     for agent in agents {
         // A dead pane (kept by remain-on-exit) is not running: start_agent replaces it.
         if running.get(&agent.session).is_some_and(|p| !p.dead) {
@@ -41,7 +44,13 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
             );
             continue;
         }
-        let plan = fleet::start_agent(cfg, &tmux, agent, current)?;
+        let plan = match fleet::start_agent(cfg, &tmux, agent, current) {
+            Ok(plan) => plan,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
         let model = if plan.model.is_empty() {
             "default"
         } else {
@@ -75,7 +84,15 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
             println!("started watchdog ({session})");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    match failures.pop() {
+        None => Ok(ExitCode::SUCCESS),
+        Some(last) => {
+            for e in &failures {
+                eprintln!("orch: {e}");
+            }
+            Err(last)
+        }
+    }
 }
 
 /// Every name must be an agent, a service or "watchdog".

@@ -356,3 +356,36 @@ fn which(tool: &str) -> Option<PathBuf> {
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
 }
+
+#[test]
+fn an_agent_that_dies_while_starting_is_reported_and_the_others_still_start() {
+    let fx = Fx::new(
+        r#"
+[backend.dies]
+bin = "sh -c 'echo bye; exit 3'"
+prompt_delivery = "ping"
+connect_delay = 2
+
+[[agent]]
+name = "a"
+backend = "dies"
+
+[[agent]]
+name = "b"
+prompt = "hello b"
+"#,
+    );
+    let out = fx.orch(&["up", "a", "b"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("agent a exited while starting"), "{err}");
+    assert!(err.contains("x-a.log"), "names the log: {err}");
+    assert!(
+        wait_for(Duration::from_secs(5), || fx
+            .server
+            .tmux
+            .has_session("x-b")
+            .unwrap_or(false)),
+        "b was started although a failed"
+    );
+}
