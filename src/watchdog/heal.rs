@@ -18,6 +18,27 @@ pub const FATAL_COOLDOWN: Duration = Duration::from_secs(600);
 /// How many pane rows the healing and care checks read.
 pub(super) const CAPTURE_ROWS: usize = 40;
 
+impl Watchdog {
+    /// The agent's screen: this tick's capture if one was taken, else a fresh one (None, and a
+    /// warning, when the pane cannot be read).
+    pub(super) fn pane_text(
+        &self,
+        panes: &HashMap<String, String>,
+        agent: &Agent,
+    ) -> Option<String> {
+        if let Some(p) = panes.get(&agent.name) {
+            return Some(p.clone());
+        }
+        match self.tmux.capture(&agent.session, CAPTURE_ROWS) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!("cannot read the pane of {}: {e}", agent.name);
+                None
+            }
+        }
+    }
+}
+
 /// Why an agent is restarted (the `reason` of a `healed` event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HealReason {
@@ -170,15 +191,8 @@ impl Watchdog {
             if super::limit::load_hold(&self.cfg, &agent.session).is_some() {
                 continue;
             }
-            let pane = match panes.get(&agent.name) {
-                Some(p) => p.clone(),
-                None => match self.tmux.capture(&agent.session, CAPTURE_ROWS) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::warn!("cannot read the pane of {}: {e}", agent.name);
-                        continue;
-                    }
-                },
+            let Some(pane) = self.pane_text(panes, &agent) else {
+                continue;
             };
             self.heal_fatal(&agent, &pane);
         }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::Watchdog;
-use super::heal::{CAPTURE_ROWS, pane_active};
+use super::heal::pane_active;
 use super::stall::Care;
 use crate::events;
 use crate::tmux::Fleet;
@@ -46,15 +46,8 @@ impl Watchdog {
             {
                 continue;
             }
-            let pane = match care.panes.get(&agent.name) {
-                Some(p) => p.clone(),
-                None => match self.tmux.capture(&agent.session, CAPTURE_ROWS) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::warn!("cannot read the pane of {}: {e}", agent.name);
-                        continue;
-                    }
-                },
+            let Some(pane) = self.pane_text(&care.panes, &agent) else {
+                continue;
             };
             if pane_active(&self.cfg, &agent, &pane, true) {
                 tracing::debug!(agent = %agent.name, "wake due but the agent is busy; retrying");
