@@ -44,6 +44,8 @@ pub struct Watchdog {
     last_fatal: HashMap<String, Instant>,
     /// Agents whose repeated fatal banner was already reported.
     fatal_reported: BTreeSet<String>,
+    /// Sessions the policy pass started or stopped (so the tick's tmux snapshot is retaken).
+    policy_changes: std::cell::Cell<u32>,
     /// The last capture of each session's pane, reused while the pane shows no new output.
     pane_cache: HashMap<String, pane_cache::CachedPane>,
 }
@@ -64,6 +66,7 @@ impl Watchdog {
             last_wake: HashMap::new(),
             last_fatal: HashMap::new(),
             fatal_reported: BTreeSet::new(),
+            policy_changes: std::cell::Cell::new(0),
             pane_cache: HashMap::new(),
         })
     }
@@ -103,26 +106,37 @@ impl Watchdog {
         }
     }
 
-    /// One tick: the light work always, the heavy work when it is due (and on the first tick).
-    pub fn tick(&mut self) {
-        let before = self.cfg.clone();
-        self.reload();
-        self.policy_tick(&before);
-        if self.cfg.loop_agents().next().is_some() {
-            self.handoff_tick();
-        }
-        self.screen_tick();
-        let heavy_due = self.last_heavy.is_none_or(|t| {
-            t.elapsed() + Duration::from_millis(50) >= self.cfg.watchdog.heavy_interval
-        });
-        // One snapshot of the server for the whole tick's care, wakes and healing.
-        let fleet = match self.tmux.fleet() {
+    fn fleet_snapshot(&self) -> Option<crate::tmux::Fleet> {
+        match self.tmux.fleet() {
             Ok(f) => Some(f),
             Err(e) => {
                 tracing::warn!("cannot list the tmux sessions (retrying next tick): {e}");
                 None
             }
+        }
+    }
+
+    /// One tick: the light work always, the heavy work when it is due (and on the first tick).
+    pub fn tick(&mut self) {
+        let before = self.cfg.clone();
+        self.reload();
+        if self.cfg.loop_agents().next().is_some() {
+            self.handoff_tick();
+        }
+        let heavy_due = self.last_heavy.is_none_or(|t| {
+            t.elapsed() + Duration::from_millis(50) >= self.cfg.watchdog.heavy_interval
+        });
+        // One snapshot of the server for the whole tick (policies, care, wakes, healing),
+        // retaken only when the policy pass started or stopped a session.
+        let snapshot = self.fleet_snapshot();
+        let fleet = if self.policy_tick(&before, snapshot.as_ref()) {
+            self.fleet_snapshot()
+        } else {
+            snapshot
         };
+        if let Some(f) = &fleet {
+            self.screen_tick(f);
+        }
         let care = fleet.as_ref().map(|f| self.care_tick(f));
         if let (Some(f), Some(c)) = (&fleet, &care) {
             self.wake_tick(f, c);

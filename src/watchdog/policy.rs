@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::Watchdog;
 use crate::config::{Agent, Config, Restart, RestartPolicy};
+use crate::tmux::Fleet;
 use crate::{events, fleet, phase, state};
 
 /// What the watchdog remembers about one agent's current run.
@@ -154,15 +155,25 @@ fn ms(d: Duration) -> i64 {
 }
 
 impl Watchdog {
-    /// The policy part of every tick; `before` is the config as it was before this tick's re-read.
-    pub(super) fn policy_tick(&mut self, before: &Config) {
+    /// The policy part of every tick; `before` is the config as it was before this tick's
+    /// re-read, `snapshot` the tick's view of the tmux server. True when it started or stopped
+    /// a session (the caller's snapshot is then stale).
+    pub(super) fn policy_tick(&mut self, before: &Config, snapshot: Option<&Fleet>) -> bool {
+        let start = self.policy_changes.get();
         self.reconcile_membership(before);
-        let fleet = match self.tmux.fleet() {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!("cannot list tmux sessions (policies skipped this tick): {e}");
-                return;
-            }
+        let fresh;
+        let fleet = match snapshot {
+            Some(f) if self.policy_changes.get() == start => f,
+            _ => match self.tmux.fleet() {
+                Ok(f) => {
+                    fresh = f;
+                    &fresh
+                }
+                Err(e) => {
+                    tracing::warn!("cannot list tmux sessions (policies skipped this tick): {e}");
+                    return self.policy_changes.get() != start;
+                }
+            },
         };
         let agents: Vec<Agent> = self
             .cfg
@@ -178,6 +189,13 @@ impl Watchdog {
                 None => self.restart_if_due(a),
             }
         }
+        self.policy_changes.get() != start
+    }
+
+    /// Count a session started or stopped by the policy pass.
+    fn changed(&self) {
+        self.policy_changes
+            .set(self.policy_changes.get().wrapping_add(1));
     }
 
     fn phase_of(&self, a: &Agent) -> Option<crate::config::Phase> {
@@ -187,6 +205,7 @@ impl Watchdog {
     }
 
     fn start(&self, a: &Agent) -> bool {
+        self.changed();
         let phase = self.phase_of(a);
         match fleet::start_agent(&self.cfg, &self.tmux, a, phase.as_ref()) {
             Ok(_) => true,
@@ -198,6 +217,7 @@ impl Watchdog {
     }
 
     fn stop(&self, a: &Agent) {
+        self.changed();
         if let Err(e) = fleet::stop_agent(&self.cfg, &self.tmux, a) {
             tracing::error!("cannot stop agent {}: {e}", a.name);
         }
@@ -209,6 +229,7 @@ impl Watchdog {
         for old in before.agents.iter().filter(|a| a.enabled) {
             if !enabled(&self.cfg, &old.name) {
                 tracing::info!(agent = %old.name, "removed from the config: stopping it");
+                self.changed();
                 if let Ok(true) = fleet::stop_agent(&self.cfg, &self.tmux, old) {
                     self.event(
                         events::AGENT_STOPPED,
@@ -296,6 +317,7 @@ impl Watchdog {
             .or_else(|| self.settled_status(&a.session));
         let now = now_ms();
         let decision = decide_exit(policy, status, rec.restarts);
+        self.changed();
         tracing::info!(agent = %a.name, ?status, ?decision, "agent exited");
         if let Err(e) =
             fleet::stop_session_gracefully(&self.cfg, &self.tmux, &a.session, a.grace_period)

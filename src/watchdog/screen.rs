@@ -15,7 +15,7 @@ use crate::backend::presets::dialog_answer;
 use crate::config::{Agent, Backend, Config, Delivery};
 use crate::detect::{Classification, ScreenState, classify};
 use crate::events::{AUTO_ACCEPTED, NEEDS_ATTENTION};
-use crate::tmux::{PaneInfo, Tmux};
+use crate::tmux::{Fleet, PaneInfo, Tmux};
 
 /// `<state_dir>/attention.json`: the open needs-attention episodes, by agent.
 pub const ATTENTION_FILE: &str = "attention.json";
@@ -159,7 +159,7 @@ impl Watchdog {
     }
 
     /// Every tick: answer opted-in dialogs, and open or close needs-attention episodes.
-    pub(super) fn screen_tick(&mut self) {
+    pub(super) fn screen_tick(&mut self, fleet: &Fleet) {
         let agents: Vec<&Agent> = self
             .cfg
             .agents
@@ -169,9 +169,6 @@ impl Watchdog {
         if agents.is_empty() {
             return;
         }
-        let Ok(fleet) = self.tmux.fleet() else {
-            return;
-        };
         let mut open = load_attention(&self.cfg);
         let before = open.clone();
         for agent in agents {
