@@ -14,24 +14,13 @@ const STARTER: &str = r#"# orch config for {name}. Reference: the orch README ("
 [defaults]
 session_prefix = "{name}-"
 log_dir = ".orch"
-backend = "claude"
+backend = "claude-code"       # a built-in preset: see `[backend.NAME]` in the README to override keys
 model = "sonnet"
 watch = "heal"
 
 [watchdog]
 signal_interval = 30
 heavy_interval = 300
-
-[backend.claude]
-bin = "claude"
-flags = "--dangerously-skip-permissions"
-prompt_delivery = "arg"
-process_name = "claude"
-submit_key = "Enter"
-supports_resume = true
-active_re = "esc to interrupt|esc to cancel"
-limit_re = "usage limit|limit reached|hit your .*limit"
-fatal_re = "session.*corrupt"
 
 [[agent]]
 name = "builder"
