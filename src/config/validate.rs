@@ -121,8 +121,19 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         }
     }
 
+    // Built-in presets nobody names are not built: compiling their rules is most of a load.
+    let mut referenced: BTreeSet<String> = raw.defaults.agent.backend.iter().cloned().collect();
+    for a in &raw.agent {
+        referenced.extend(a.keys.backend.clone());
+        if let (Some(env), Some(name)) = (env, &a.name) {
+            referenced.extend(env(&format!("AGENT_BACKEND_{name}")));
+        }
+    }
     let mut backends = BTreeMap::new();
     for (name, b) in &raw.backend {
+        if raw.preset_only.contains(name) && !referenced.contains(name) {
+            continue;
+        }
         if let Some(backend) = build_backend(&mut c, name, b) {
             backends.insert(name.clone(), backend);
         }
@@ -324,7 +335,12 @@ fn build_agents(
                 format!("{who} has no backend (set backend on it or in [defaults])"),
             );
         } else if !backends.contains_key(&backend) {
-            let known: Vec<&str> = backends.keys().map(String::as_str).collect();
+            let known: BTreeSet<&str> = backends
+                .keys()
+                .chain(&raw.preset_only)
+                .map(String::as_str)
+                .collect();
+            let known: Vec<&str> = known.into_iter().collect();
             c.error(
                 &at("backend"),
                 format!(

@@ -176,7 +176,7 @@ pub fn classify(screen: &str, rules: &[ScreenRule], now: DateTime<FixedOffset>) 
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
     state: String,
@@ -207,22 +207,7 @@ pub fn parse_rules_toml(
         })?;
     let mut out = BTreeMap::new();
     for (preset, body) in raw {
-        let mut rules = Vec::with_capacity(body.rules.len());
-        for (index, r) in body.rules.into_iter().enumerate() {
-            let fail = |message: String| DetectError::Rule {
-                source_name: source_name.to_owned(),
-                preset: preset.clone(),
-                index,
-                message,
-            };
-            let state: ScreenState = r.state.parse().map_err(fail)?;
-            let mut rule = ScreenRule::new(state, r.pattern.trim(), r.rows)
-                .map_err(|e| fail(e.to_string()))?;
-            if let Some(name) = r.name {
-                rule.name = name;
-            }
-            rules.push(rule);
-        }
+        let rules = compile_preset(source_name, &preset, body.rules)?;
         for alias in body.aliases {
             out.insert(alias, rules.clone());
         }
@@ -231,15 +216,45 @@ pub fn parse_rules_toml(
     Ok(out)
 }
 
+/// Compile one preset's rules, in order.
+fn compile_preset(
+    source_name: &str,
+    preset: &str,
+    raw: Vec<RawRule>,
+) -> Result<Vec<ScreenRule>, DetectError> {
+    let mut rules = Vec::with_capacity(raw.len());
+    for (index, r) in raw.into_iter().enumerate() {
+        let fail = |message: String| DetectError::Rule {
+            source_name: source_name.to_owned(),
+            preset: preset.to_owned(),
+            index,
+            message,
+        };
+        let state: ScreenState = r.state.parse().map_err(fail)?;
+        let mut rule =
+            ScreenRule::new(state, r.pattern.trim(), r.rows).map_err(|e| fail(e.to_string()))?;
+        if let Some(name) = r.name {
+            rule.name = name;
+        }
+        rules.push(rule);
+    }
+    Ok(rules)
+}
+
 const BUILTIN_TOML: &str = include_str!("rules.toml");
 
 /// The canonical names of the built-in presets (aliases such as `claude` also resolve).
 const PRESETS: [&str; 5] = ["claude-code", "codex", "opencode", "gemini-cli", "generic"];
 
-static BUILTIN: LazyLock<BTreeMap<String, Vec<ScreenRule>>> = LazyLock::new(|| {
-    parse_rules_toml(BUILTIN_TOML, "src/detect/rules.toml (built in)")
-        .unwrap_or_else(|e| panic!("the built-in screen rules are broken: {e}"))
+/// The built-in rule file, parsed once; each preset's regexes are compiled on first use only
+/// (compiling every preset's rules would be most of a config load).
+static BUILTIN_RAW: LazyLock<BTreeMap<String, RawPreset>> = LazyLock::new(|| {
+    toml::from_str(BUILTIN_TOML)
+        .unwrap_or_else(|e| panic!("the built-in screen rules do not parse: {e}"))
 });
+
+static BUILTIN: LazyLock<std::sync::Mutex<BTreeMap<String, Vec<ScreenRule>>>> =
+    LazyLock::new(Default::default);
 
 /// The built-in presets' canonical names: `claude-code`, `codex`, `opencode`, `gemini-cli`,
 /// and `generic` (the fallback for any other command).
@@ -249,7 +264,19 @@ pub fn builtin_presets() -> &'static [&'static str] {
 
 /// The built-in rules for `preset` (a canonical name or alias such as `claude`, `gemini`).
 pub fn builtin_rules(preset: &str) -> Option<Vec<ScreenRule>> {
-    BUILTIN.get(preset).cloned()
+    let (name, body) = BUILTIN_RAW
+        .iter()
+        .find(|(name, body)| *name == preset || body.aliases.iter().any(|a| a == preset))?;
+    let mut cache = BUILTIN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(rules) = cache.get(name) {
+        return Some(rules.clone());
+    }
+    let rules = compile_preset("src/detect/rules.toml (built in)", name, body.rules.clone())
+        .unwrap_or_else(|e| panic!("the built-in screen rules are broken: {e}"));
+    cache.insert(name.clone(), rules.clone());
+    Some(rules)
 }
 
 #[cfg(test)]
