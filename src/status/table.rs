@@ -39,7 +39,7 @@ pub fn render_table_styled(r: &Report, now: i64, colour: bool) -> String {
             "STATE",
             "FOR",
             "RST",
-            "LAST TOOL",
+            "RUNS/TOOL",
         ],
         None,
     );
@@ -57,11 +57,17 @@ pub fn render_table_styled(r: &Report, now: i64, colour: bool) -> String {
             .map(|t| human_duration(now - t.timestamp()))
             .unwrap_or_else(|| "-".into());
         let restarts = a.restarts.to_string();
-        let tool = a.last_tool.as_deref().unwrap_or("-");
+        // What the pane runs (tmux's view) and the last tool a hook reported, if any.
+        let tool = match (a.command.as_str(), a.last_tool.as_deref()) {
+            ("", None) => "-".to_string(),
+            ("", Some(t)) => t.to_string(),
+            (c, None) => c.to_string(),
+            (c, Some(t)) => format!("{c} {t}"),
+        };
         let style = colour.then(|| state_colour(a.state));
         out += &row(
             [
-                &a.name, a.kind, &a.backend, model, &state, &dur, &restarts, tool,
+                &a.name, a.kind, &a.backend, model, &state, &dur, &restarts, &tool,
             ],
             style,
         );

@@ -225,6 +225,12 @@ phases = [{ id = "p1", plan = "plans/p1.md", status = "p1-STATUS.md" },
         table.contains("idle") || table.contains("working"),
         "{table}"
     );
+    let b_row = table
+        .lines()
+        .find(|l| l.starts_with("b "))
+        .unwrap_or_default();
+    assert!(b_row.ends_with("sleep"), "what b's pane runs: {table}");
+    assert!(table.lines().all(|l| l.chars().count() <= 80), "{table}");
 }
 
 #[test]
