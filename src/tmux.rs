@@ -154,9 +154,9 @@ impl Tmux {
         })
     }
 
-    /// Whether a session called exactly `name` exists (false when no server runs).
-    pub fn has_session(&self, name: &str) -> Result<bool, TmuxError> {
-        let cmd = Cmdline::new("has-session", session_target(name))
+    /// Runs `verb -t =name`: `Ok(false)` when there is no such session (or no server).
+    fn on_session(&self, verb: &'static str, name: &str) -> Result<bool, TmuxError> {
+        let cmd = Cmdline::new(verb, session_target(name))
             .arg("-t")
             .arg(session_target(name));
         match self.run(cmd, name, None) {
@@ -164,6 +164,11 @@ impl Tmux {
             Err(TmuxError::NoSession { .. }) => Ok(false),
             Err(err) => Err(err),
         }
+    }
+
+    /// Whether a session called exactly `name` exists (false when no server runs).
+    pub fn has_session(&self, name: &str) -> Result<bool, TmuxError> {
+        self.on_session("has-session", name)
     }
 
     /// Starts a detached session (and its log pipe and options) in one tmux invocation.
@@ -219,14 +224,7 @@ impl Tmux {
 
     /// Kills the session called exactly `name`; `Ok(false)` if it was not there.
     pub fn kill_session(&self, name: &str) -> Result<bool, TmuxError> {
-        let cmd = Cmdline::new("kill-session", session_target(name))
-            .arg("-t")
-            .arg(session_target(name));
-        match self.run(cmd, name, None) {
-            Ok(_) => Ok(true),
-            Err(TmuxError::NoSession { .. }) => Ok(false),
-            Err(err) => Err(err),
-        }
+        self.on_session("kill-session", name)
     }
 
     /// Kills the whole server; `Ok(false)` if none was running.
