@@ -41,7 +41,21 @@ impl Checker<'_> {
     }
     fn regex(&mut self, path: &[Seg<'_>], what: &str, pattern: Option<&str>) -> Option<Regex> {
         let pattern = pattern?;
-        match RegexBuilder::new(pattern).case_insensitive(true).build() {
+        self.compiled(
+            path,
+            what,
+            RegexBuilder::new(pattern).case_insensitive(true).build(),
+        )
+    }
+
+    /// Report a pattern that did not compile; `Some` for one that did.
+    fn compiled(
+        &mut self,
+        path: &[Seg<'_>],
+        what: &str,
+        result: Result<Regex, regex::Error>,
+    ) -> Option<Regex> {
+        match result {
             Ok(re) => Some(re),
             Err(e) => {
                 let text = e.to_string();

@@ -92,7 +92,9 @@ pub(super) fn build_loop(
         }
         let pattern = |c: &mut Checker<'_>, key, value: &Option<String>, default: &str| {
             let text = value.as_deref().unwrap_or(default);
-            c.regex(&at(key), &format!("[loop.handoff].{key}"), Some(text))
+            // Compiled the way the watchdog matches commit subjects (handoff owns that rule).
+            let compiled = crate::handoff::compile_subject_pattern(text);
+            c.compiled(&at(key), &format!("[loop.handoff].{key}"), compiled)
                 .unwrap_or_else(|| Regex::new("$^").expect("constant regex"))
         };
         Handoff {
