@@ -48,6 +48,8 @@ pub struct Watchdog {
     policy_changes: std::cell::Cell<u32>,
     /// The last capture of each session's pane, reused while the pane shows no new output.
     pane_cache: HashMap<String, pane_cache::CachedPane>,
+    /// The same for the whole screens the classifier reads (a different capture size).
+    screen_cache: HashMap<String, pane_cache::CachedPane>,
 }
 
 impl Watchdog {
@@ -68,6 +70,7 @@ impl Watchdog {
             fatal_reported: BTreeSet::new(),
             policy_changes: std::cell::Cell::new(0),
             pane_cache: HashMap::new(),
+            screen_cache: HashMap::new(),
         })
     }
 

@@ -176,7 +176,14 @@ impl Watchdog {
                 continue;
             };
             let backend = self.cfg.backend_of(agent);
-            let Ok(screen) = self.tmux.capture(&pane.session, usize::MAX) else {
+            // The whole screen, reused while the pane shows no new output (like the care pass).
+            let captured = super::pane_cache::capture_cached(
+                &mut self.screen_cache,
+                &self.tmux,
+                pane,
+                usize::MAX,
+            );
+            let Ok(screen) = captured else {
                 continue;
             };
             let now = chrono::Local::now().fixed_offset();
