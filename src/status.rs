@@ -18,7 +18,7 @@ use crate::tmux::{Fleet, PaneInfo};
 use crate::watchdog::policy;
 
 pub use state::{ACTIVE_WINDOW_SECS, AgentState, Derived, Lifecycle, Observation, derive_state};
-pub use table::{render_table, render_table_styled};
+pub use table::render_table_styled;
 
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -6,11 +6,6 @@ use super::{AgentReport, Report};
 
 const RESET: &str = "\x1b[0m";
 
-/// The table without colour, as of now.
-pub fn render_table(r: &Report) -> String {
-    render_table_styled(r, Utc::now().timestamp(), false)
-}
-
 /// The table as of `now` (Unix seconds), with ANSI colour when `colour`.
 pub fn render_table_styled(r: &Report, now: i64, colour: bool) -> String {
     let mut out = String::new();

@@ -148,49 +148,6 @@ fn config_that_stops_parsing_is_logged_once_and_the_last_good_one_kept() {
     assert_eq!(p.events_named("config_error").len(), 1);
 }
 
-/// Push → recorder shows the ping, at `signal_interval = 1`. A measurement, not a check:
-/// `cargo test --test it watchdog::lifecycle::push_to_ping_latency -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn push_to_ping_latency_at_one_second_ticks() {
-    let (p, tester) = started(1, "", "");
-    let _wd = Watchdog::start(&p, 1);
-    let runs = 10;
-    let mut samples = Vec::new();
-    for i in 1..=runs {
-        // Spread the pushes over the tick phase.
-        std::thread::sleep(Duration::from_millis((i as u64 * 370) % 1000));
-        git(
-            &tester,
-            &[
-                "commit",
-                "-q",
-                "--allow-empty",
-                "-m",
-                &format!("claim: gate {i}"),
-            ],
-        );
-        let t0 = Instant::now();
-        git(&tester, &["push", "-q", "origin", "HEAD:main"]);
-        let deadline = t0 + WAIT;
-        while typed_count(&p, "adversary", CLAIM_PING) < i {
-            assert!(Instant::now() < deadline, "no ping {i}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        samples.push(t0.elapsed());
-        assert!(p.wait_events("ping", i, WAIT));
-    }
-    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-    ms.sort_by(f64::total_cmp);
-    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
-    let p50 = (ms[ms.len() / 2 - 1] + ms[ms.len() / 2]) / 2.0;
-    println!(
-        "push-to-ping latency over {runs} runs (signal_interval = 1): mean {mean:.0} ms, \
-         p50 {p50:.0} ms, max {:.0} ms; samples {ms:.0?}",
-        ms[ms.len() - 1]
-    );
-}
-
 #[test]
 fn claim_pushed_while_watchdog_and_one_loop_were_down_is_pinged_after_up() {
     let (p, tester) = started(1, "", "");
