@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{TempDir, TmuxServer, orch_bin, wait_for};
+use crate::support::{TempDir, TmuxServer, orch_bin, orch_cmd, stdout_ok, wait_for};
 
 /// A small project: `[defaults]` on a private tmux server, a `sleep` backend, `body` appended.
 struct Fx {
@@ -49,21 +49,11 @@ impl Fx {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(orch_bin());
-        cmd.arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .current_dir(&self.root)
-            .env("ORCH_TMUX_SOCKET", &self.server.socket)
-            .env_remove("TMUX")
-            .env_remove("TMUX_PANE");
-        cmd
+        orch_cmd(&self.config, &self.server.socket, &self.root, args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().unwrap();
-        assert!(out.status.success(), "orch {args:?}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_ok(self.cmd(args), args)
     }
 
     fn status(&self) -> Value {

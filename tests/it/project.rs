@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::gitfix::{GitFixture, git};
-use crate::support::{TmuxServer, orch_bin, wait_for};
+use crate::support::{TmuxServer, orch_bin, orch_cmd, stdout_ok, wait_for};
 
 /// The simulated agent as a backend (fast steps); `{extra}` is appended to its flags.
 pub fn sim_backend(name: &str, flags: &str) -> String {
@@ -137,15 +137,7 @@ impl Project {
 
     /// `orch --config <config> ARGS` on this project's tmux server.
     pub fn orch_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(orch_bin());
-        cmd.arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .current_dir(&self.root)
-            .env("ORCH_TMUX_SOCKET", &self.server.socket)
-            .env_remove("TMUX")
-            .env_remove("TMUX_PANE");
-        cmd
+        orch_cmd(&self.config, &self.server.socket, &self.root, args)
     }
 
     pub fn orch(&self, args: &[&str]) -> Output {
@@ -154,14 +146,7 @@ impl Project {
 
     /// Run orch and assert it succeeded; returns stdout.
     pub fn orch_ok(&self, args: &[&str]) -> String {
-        let out = self.orch(args);
-        assert!(
-            out.status.success(),
-            "orch {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_ok(self.orch_cmd(args), args)
     }
 
     /// Every event logged so far.

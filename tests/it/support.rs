@@ -2,7 +2,8 @@
 //! drop), a deadline poll helper, the path of the built `orch` binary.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -74,4 +75,31 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// The `orch` binary cargo built for this test run.
 pub fn orch_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_orch"))
+}
+
+/// `orch --config <config> ARGS`, run in `dir` on the private tmux server `socket`, without the
+/// caller's tmux (`TMUX`, `TMUX_PANE`) or log filter (`ORCH_LOG`).
+pub fn orch_cmd(config: &Path, socket: &str, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(orch_bin());
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .current_dir(dir)
+        .env("ORCH_TMUX_SOCKET", socket)
+        .env_remove("TMUX")
+        .env_remove("TMUX_PANE")
+        .env_remove("ORCH_LOG");
+    cmd
+}
+
+/// Run `cmd` (orch with `args`), assert it succeeded, and return its stdout.
+pub fn stdout_ok(mut cmd: Command, args: &[&str]) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "orch {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use orch::tmux::Fleet;
 
-use crate::support::{TempDir, TmuxServer, orch_bin, wait_for};
+use crate::support::{TempDir, TmuxServer, orch_cmd, stdout_ok, wait_for};
 
 /// A kickoff that breaks anything that pastes it into a shell string or trims it.
 pub const KICKOFF: &str = "-leading dash line, read as a flag by a careless CLI
@@ -104,16 +104,7 @@ model_flag = "--model '{{model}}'"
     }
 
     pub fn orch_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(orch_bin());
-        cmd.arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .current_dir(&self.root)
-            .env("ORCH_TMUX_SOCKET", &self.server.socket)
-            .env_remove("TMUX")
-            .env_remove("TMUX_PANE")
-            .env_remove("ORCH_LOG");
-        cmd
+        orch_cmd(&self.config, &self.server.socket, &self.root, args)
     }
 
     pub fn orch(&self, args: &[&str]) -> Output {
@@ -121,14 +112,7 @@ model_flag = "--model '{{model}}'"
     }
 
     pub fn orch_ok(&self, args: &[&str]) -> String {
-        let out = self.orch(args);
-        assert!(
-            out.status.success(),
-            "orch {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_ok(self.orch_cmd(args), args)
     }
 
     /// Run orch expecting failure: (exit code, stderr).
