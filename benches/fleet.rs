@@ -5,7 +5,8 @@
 //! socket that both orch (no `tmux_socket` set) and the reference use is private; it is killed
 //! at the end. Timings run the real tmux; separate counting runs put a `tmux` wrapper first on
 //! `PATH` that logs every tmux process spawned.
-//! Skips (exit 0, message) without tmux or python3 or the reference script.
+//! Skips (exit 0, message) without tmux; the reference columns only with `ORCH_REFERENCE` set
+//! to the reference's agents.py (and python3 on PATH).
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,24 +18,26 @@ const TICKS: usize = 5;
 const FLOOR_FORMAT: &str = "#{pane_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}\t#{window_activity}\t#{window_index}\t#{pane_index}\t#{pane_current_command}\t#{session_name}";
 
 fn main() {
-    let reference = std::env::var_os("ORCH_REFERENCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/agents.py")
-        });
-    for tool in ["tmux", "python3"] {
-        if which(tool).is_none() {
-            println!("fleet bench skipped: {tool} is not on PATH");
-            return;
-        }
-    }
-    if !reference.is_file() {
-        println!(
-            "fleet bench skipped: no reference tool at {} (set ORCH_REFERENCE)",
-            reference.display()
-        );
+    // The Python reference is compared only when ORCH_REFERENCE points at its agents.py.
+    let reference = std::env::var_os("ORCH_REFERENCE").map(PathBuf::from);
+    if which("tmux").is_none() {
+        println!("fleet bench skipped: tmux is not on PATH");
         return;
     }
+    let reference = match reference {
+        Some(r) if r.is_file() && which("python3").is_some() => Some(r),
+        Some(r) => {
+            println!(
+                "reference columns skipped: {} is not a file or python3 is missing",
+                r.display()
+            );
+            None
+        }
+        None => {
+            println!("reference columns skipped: set ORCH_REFERENCE=/path/to/agents.py to compare");
+            None
+        }
+    };
     let bench = match Bench::new(reference) {
         Ok(b) => b,
         Err(e) => {
@@ -56,7 +59,7 @@ fn which(tool: &str) -> Option<PathBuf> {
 
 struct Bench {
     dir: tempfile::TempDir,
-    reference: PathBuf,
+    reference: Option<PathBuf>,
     real_tmux: PathBuf,
     tmux_log: PathBuf,
     plain_path: String,
@@ -79,7 +82,7 @@ struct Row {
 }
 
 impl Bench {
-    fn new(reference: PathBuf) -> Result<Bench, String> {
+    fn new(reference: Option<PathBuf>) -> Result<Bench, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("no temp dir: {e}"))?;
         let real_tmux = which("tmux").ok_or("tmux vanished")?;
         let bin = dir.path().join("bin");
@@ -232,14 +235,17 @@ impl Bench {
         self.reset_tmux_log();
         time_cmd(status().env("PATH", &self.wrapped_path));
         let status_tmux = self.tmux_calls();
-        let ref_status_ms = median(REF_RUNS, || {
-            time_cmd(
-                Command::new("python3")
-                    .arg(&self.reference)
-                    .args(["status", "--config"])
-                    .arg(&config),
-            )
-        });
+        let ref_status_ms = match &self.reference {
+            Some(reference) => median(REF_RUNS, || {
+                time_cmd(
+                    Command::new("python3")
+                        .arg(reference)
+                        .args(["status", "--config"])
+                        .arg(&config),
+                )
+            }),
+            None => f64::NAN,
+        };
         let (tick_wall_ms, tick_cpu_ms, tick_tmux) = self.lib_ticks(&config);
         let (ref_tick_wall_ms, ref_tick_cpu_ms) = self.ref_ticks(&config);
         let (wd_cpu_ms, rss_mb) = self.watchdog_process(&orch, &config);
@@ -286,6 +292,9 @@ impl Bench {
     /// config, then for each watched agent the liveness check, a capture and `limit_tick`
     /// (heal) or `stall_check_one` (heal+stall). CPU = its own + its children's (tmux).
     fn ref_ticks(&self, config: &Path) -> (f64, f64) {
+        let Some(reference) = &self.reference else {
+            return (f64::NAN, f64::NAN);
+        };
         let script = r#"
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -307,7 +316,7 @@ for _ in range(ticks):
     tick()
 print(json.dumps({"wall_ms": (time.perf_counter() - t0) * 1000 / ticks, "cpu_ms": (cpu() - c0) / ticks}))
 "#;
-        let dir = self.reference.parent().unwrap_or(Path::new("."));
+        let dir = reference.parent().unwrap_or(Path::new("."));
         let out = Command::new("python3")
             .args(["-c", script])
             .arg(dir)

@@ -9,6 +9,9 @@ use crate::config::{Agent, Config, Phase, Service};
 use crate::tmux::{Command, DeliverOptions, NewSession, Tmux, TmuxError};
 use crate::{Error, Result, events::EventLog, state, workspace};
 
+pub mod records;
+pub mod screen;
+
 /// The tmux server of this config: `ORCH_TMUX_SOCKET`, else `tmux_socket`, else the default.
 pub fn tmux_for(cfg: &Config) -> Tmux {
     Tmux::resolve(cfg.tmux_socket.as_deref())
@@ -109,7 +112,7 @@ pub fn start_agent(
     spec.remain_on_exit = agent.restart.is_some();
     tmux.new_session(&spec)?;
     // Answer the first dialogs (auto_accept) before anything is typed; see watchdog/screen.rs.
-    crate::watchdog::screen::settle_start(cfg, tmux, agent);
+    screen::settle_start(cfg, tmux, agent);
     if let Some(Err(e)) = plan
         .ping
         .as_ref()
@@ -125,7 +128,7 @@ pub fn start_agent(
         let _ = tmux.kill_session(&plan.session);
         return Err(e);
     }
-    crate::watchdog::policy::record_start(cfg, &agent.name, &fingerprint);
+    records::record_start(cfg, &agent.name, &fingerprint);
     tracing::debug!(agent = %agent.name, session = %plan.session, model = %plan.model, "started");
     log_event(
         cfg,
@@ -340,7 +343,7 @@ fn save_scrollback(cfg: &Config, tmux: &Tmux, session: &str) {
 /// Stop an agent gracefully (its `grace_period`), marking it deliberately stopped so the
 /// restart policy leaves it down; `false` when it was not running.
 pub fn stop_agent(cfg: &Config, tmux: &Tmux, agent: &Agent) -> Result<bool> {
-    crate::watchdog::policy::record_stopped(cfg, &agent.name);
+    records::record_stopped(cfg, &agent.name);
     stop_session_gracefully(cfg, tmux, &agent.session, agent.grace_period)
 }
 

@@ -15,7 +15,7 @@ use crate::config::{Agent, Config, Watch};
 use crate::hooks::{self, HookSummary};
 use crate::phase;
 use crate::tmux::{Fleet, PaneInfo};
-use crate::watchdog::policy;
+use crate::fleet::{records, screen};
 
 pub use state::{ACTIVE_WINDOW_SECS, AgentState, Derived, Lifecycle, Observation, derive_state};
 pub use table::render_table_styled;
@@ -103,13 +103,13 @@ pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
     let current = phase::current(cfg);
     let live = |session: &str| fleet.get(session).filter(|p| !p.dead);
     let history = EventHistory::read(&cfg.events_file());
-    let attention = crate::watchdog::screen::load_attention(cfg);
+    let attention = screen::load_attention(cfg);
     let agents = cfg
         .agents
         .iter()
         .map(|a| {
             let pane = live(&a.session);
-            let record = policy::record(cfg, &a.name);
+            let record = records::record(cfg, &a.name);
             let mut report = AgentReport {
                 name: a.name.clone(),
                 kind: a.kind.as_str(),
@@ -126,7 +126,7 @@ pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
                 until: None,
                 since: None,
                 last_activity_at: None,
-                parked: policy::parked(cfg, &a.name).filter(|_| pane.is_none()),
+                parked: records::parked(cfg, &a.name).filter(|_| pane.is_none()),
                 restarts: 0,
                 last_exit: record.exit_status,
                 last_heal_reason: None,

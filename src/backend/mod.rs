@@ -2,7 +2,6 @@
 //! each prompt delivery). Pure planning here; `tmux` carries the plan out.
 mod kickoff;
 mod launch;
-pub mod presets;
 
 pub use kickoff::{kickoff_text, render_slots};
 pub use launch::{

@@ -2,6 +2,7 @@
 //! problem as `file:line:col: message`. The schema itself is in DESIGN.md and `schema.rs`.
 mod model;
 mod presets;
+mod problem;
 mod raw;
 mod schema;
 mod validate;
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub use model::*;
 pub use raw::parse_duration;
-pub use validate::Problem;
+pub use problem::Problem;
 
 use crate::{Error, Result};
 

@@ -60,7 +60,7 @@ pub struct Backend {
     /// Classifier rules: the backend's own `screen_rules`, then its preset's (empty: no classifier).
     pub screen_rules: Vec<crate::detect::ScreenRule>,
     /// How first-run dialogs are answered for agents that opt in (`auto_accept`).
-    pub dialogs: Vec<crate::backend::presets::DialogAnswer>,
+    pub dialogs: Vec<crate::presets::DialogAnswer>,
     pub submit_key: String,
     pub model_flag: String,
     pub supports_resume: bool,

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use super::model::{Agent, Backend};
 use super::raw::RawBackend;
 use super::schema::Seg;
-use super::validate::Checker;
-use crate::backend::presets::DialogAnswer;
+use super::problem::Checker;
+use crate::presets::DialogAnswer;
 use crate::detect::{ScreenRule, builtin_rules};
 
 /// The backend's `screen_rules` (compiled, in order), then the rules of its preset.

@@ -28,7 +28,7 @@ impl RawConfig {
     /// Start every backend from its preset (`preset = "..."` or its own name) with the user's
     /// keys on top, and add the presets no table names. `text` is the config the raw came from.
     pub fn with_presets(&mut self, text: &str) -> Result<(), String> {
-        use crate::backend::presets;
+        use crate::presets;
         let doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
         let user = match doc.get("backend") {
             Some(toml::Value::Table(t)) => t.clone(),

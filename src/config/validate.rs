@@ -1,72 +1,19 @@
 //! Turning the raw TOML into a typed `Config`: defaults merged, paths resolved, and every
 //! problem found at once, each pointing at file:line:col where the TOML gives it.
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use regex::{Regex, RegexBuilder};
 use toml::de::DeTable;
 
 use super::model::*;
 use super::raw::*;
-use super::schema::{self, Seg};
+use super::problem::{Checker, Problem};
+use super::schema::Seg;
 
 mod looping;
 mod policy;
 use policy::build_policy;
-
-/// One thing wrong with a config, and where.
-#[derive(Debug, Clone)]
-pub struct Problem {
-    pub span: Option<Range<usize>>,
-    pub message: String,
-}
-
-/// Collects problems while the model is built; knows the document to place them.
-pub(super) struct Checker<'a> {
-    doc: &'a DeTable<'a>,
-    errors: Vec<Problem>,
-    warnings: Vec<Problem>,
-}
-
-impl Checker<'_> {
-    pub(super) fn error(&mut self, path: &[Seg<'_>], message: String) {
-        let span = schema::locate(self.doc, path);
-        self.errors.push(Problem { span, message });
-    }
-    fn warn(&mut self, path: &[Seg<'_>], message: String) {
-        let span = schema::locate(self.doc, path);
-        self.warnings.push(Problem { span, message });
-    }
-    fn regex(&mut self, path: &[Seg<'_>], what: &str, pattern: Option<&str>) -> Option<Regex> {
-        let pattern = pattern?;
-        self.compiled(
-            path,
-            what,
-            RegexBuilder::new(pattern).case_insensitive(true).build(),
-        )
-    }
-
-    /// Report a pattern that did not compile; `Some` for one that did.
-    fn compiled(
-        &mut self,
-        path: &[Seg<'_>],
-        what: &str,
-        result: Result<Regex, regex::Error>,
-    ) -> Option<Regex> {
-        match result {
-            Ok(re) => Some(re),
-            Err(e) => {
-                let text = e.to_string();
-                let last = text.lines().last().unwrap_or_default().trim();
-                let first = last.trim_start_matches("error:").trim().to_string();
-                self.error(path, format!("{what} does not compile as a regex: {first}"));
-                None
-            }
-        }
-    }
-}
 
 /// The outcome of building: a config if there were no errors, and everything found.
 pub struct Built {
@@ -220,7 +167,7 @@ fn build_backend(c: &mut Checker<'_>, name: &str, b: &RawBackend) -> Option<Back
     let preset = b
         .preset
         .clone()
-        .or_else(|| crate::backend::presets::is_preset(name).then(|| name.to_string()));
+        .or_else(|| crate::presets::is_preset(name).then(|| name.to_string()));
     Some(Backend {
         name: name.to_string(),
         bin,

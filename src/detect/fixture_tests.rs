@@ -1,4 +1,4 @@
-//! The real-screen table test: every capture listed in shared/fixtures/tui/INDEX.md must get
+//! The real-screen table test: every capture listed in tests/fixtures/tui/INDEX.md must get
 //! the class the index gives it, under the built-in rules of the CLI that drew it.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use super::{ScreenState, builtin_rules, classify};
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/tui"
+        "/tests/fixtures/tui"
     ))
 }
 

@@ -175,7 +175,7 @@ mod tests {
         assert!(!confirmed(text, &typed, &typed));
     }
 
-    // Rows from shared/fixtures/tui/claude (b2-typed-sayhi, b2-sayhi-enter1): cursor hidden.
+    // Rows from tests/fixtures/tui/claude (b2-typed-sayhi, b2-sayhi-enter1): cursor hidden.
     #[test]
     fn claude_prompt_moving_into_the_transcript_is_submitted() {
         let rule = "────────────";

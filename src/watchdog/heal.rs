@@ -101,7 +101,7 @@ pub(super) fn pane_active(cfg: &Config, agent: &Agent, pane: &str, use_log: bool
         return true;
     }
     // A backend with screen rules: the classifier's `busy` is activity too.
-    if super::screen::classify_text(b, pane).is_some_and(|c| c.state == detect::ScreenState::Busy) {
+    if crate::fleet::screen::classify_text(b, pane).is_some_and(|c| c.state == detect::ScreenState::Busy) {
         return true;
     }
     b.footer_ui && use_log && written_within(&cfg.session_log(&agent.session), b.log_grace)
@@ -111,7 +111,7 @@ pub(super) fn pane_active(cfg: &Config, agent: &Agent, pane: &str, use_log: bool
 pub(super) fn pane_limited(cfg: &Config, agent: &Agent, pane: &str) -> bool {
     let b = cfg.backend_of(agent);
     detect::screen_limited(pane, b.limit_re.as_ref(), b.active_re.as_ref(), b.footer_ui)
-        || super::screen::classify_text(b, pane)
+        || crate::fleet::screen::classify_text(b, pane)
             .is_some_and(|c| c.state == detect::ScreenState::RateLimited)
 }
 
@@ -166,7 +166,7 @@ impl Watchdog {
                 // The restart policy owns exits of agents with `restart` set; an agent stopped
                 // on purpose, timed out or given up on stays down.
                 if super::policy::owns_restart(&agent)
-                    || super::policy::parked(&self.cfg, &agent.name).is_some()
+                    || crate::fleet::records::parked(&self.cfg, &agent.name).is_some()
                 {
                     continue;
                 }

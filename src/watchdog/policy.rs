@@ -1,119 +1,25 @@
 //! Supervision policies on each tick: `timeout`, live reconcile (changed launch settings,
 //! agents added/removed) and the `restart` policy with exponential backoff and `max_restarts`.
 //!
-//! Per-agent run records live in `<state_dir>/agents/<name>.json` (start time, launch
-//! fingerprint, restart count, last exit, gave_up / timed_out / stopped) so a restarted
-//! watchdog keeps counting. Healing (`heal`) must leave an agent alone when
-//! [`owns_restart`] is true (the policy decides its restarts) or [`parked`] names a reason.
-use std::path::PathBuf;
+//! The run records these decisions read and write are `fleet::records`. Healing (`heal`) must
+//! leave an agent alone when [`owns_restart`] is true (the policy decides its restarts) or
+//! `records::parked` names a reason.
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::Watchdog;
 use crate::config::{Agent, Config, Restart, RestartPolicy};
 use crate::tmux::Fleet;
-use crate::{events, fleet, phase, state};
-
-/// What the watchdog remembers about one agent's current run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AgentRecord {
-    /// When the session was last started (Unix ms).
-    pub started_at: Option<i64>,
-    /// The launch fingerprint at that start (see `fleet::launch_fingerprint`).
-    pub fingerprint: Option<String>,
-    /// Restarts by the policy since the last fresh start or reset.
-    pub restarts: u32,
-    /// The last exit seen (Unix ms) and its status (`None`: tmux did not say).
-    pub exited_at: Option<i64>,
-    pub exit_status: Option<i32>,
-    /// A restart is due at this time (Unix ms).
-    pub next_restart_at: Option<i64>,
-    pub gave_up: bool,
-    pub timed_out: bool,
-    /// Stopped on purpose (`down`, phase change): not to be restarted.
-    pub stopped: bool,
-}
+use crate::fleet::records::{now_ms, record, update};
+use crate::{events, fleet, phase};
 
 /// How long to wait for tmux to report a dead pane's exit status.
 const STATUS_SETTLE: Duration = Duration::from_secs(2);
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn record_file(cfg: &Config, agent: &str) -> PathBuf {
-    cfg.state_dir.join("agents").join(format!("{agent}.json"))
-}
-
-/// The agent's run record (default when none was written or it cannot be read).
-pub fn record(cfg: &Config, agent: &str) -> AgentRecord {
-    match state::load_json(&record_file(cfg, agent)) {
-        Ok(r) => r.unwrap_or_default(),
-        Err(e) => {
-            tracing::warn!("{e}; starting agent {agent}'s run record afresh");
-            AgentRecord::default()
-        }
-    }
-}
-
-fn save(cfg: &Config, agent: &str, rec: &AgentRecord) {
-    let path = record_file(cfg, agent);
-    let result = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .map_err(|e| e.to_string())
-        .and_then(|_| state::save_json(&path, rec).map_err(|e| e.to_string()));
-    if let Err(e) = result {
-        tracing::error!("cannot save {}: {e}", path.display());
-    }
-}
-
-fn update(cfg: &Config, agent: &str, f: impl FnOnce(&mut AgentRecord)) {
-    let mut rec = record(cfg, agent);
-    f(&mut rec);
-    save(cfg, agent, &rec);
-}
-
-/// A fresh start: the time and fingerprint recorded, earlier exits and verdicts forgotten.
-pub fn record_start(cfg: &Config, agent: &str, fingerprint: &str) {
-    save(
-        cfg,
-        agent,
-        &AgentRecord {
-            started_at: Some(now_ms()),
-            fingerprint: Some(fingerprint.to_string()),
-            ..AgentRecord::default()
-        },
-    );
-}
-
-/// The agent is being stopped on purpose: the restart policy must not bring it back.
-pub fn record_stopped(cfg: &Config, agent: &str) {
-    update(cfg, agent, |r| {
-        r.stopped = true;
-        r.next_restart_at = None;
-    });
-}
-
 /// The restart policy, not healing, decides when this agent restarts.
 pub fn owns_restart(agent: &Agent) -> bool {
     agent.restart.is_some()
-}
-
-/// Why the agent must stay stopped, if it must: `gave_up`, `timed_out` or `stopped`.
-pub fn parked(cfg: &Config, agent: &str) -> Option<&'static str> {
-    let r = record(cfg, agent);
-    if r.gave_up {
-        Some("gave_up")
-    } else if r.timed_out {
-        Some("timed_out")
-    } else if r.stopped {
-        Some("stopped")
-    } else {
-        None
-    }
 }
 
 /// The wait before restart number `restarts + 1`: `backoff * 2^restarts`, capped.

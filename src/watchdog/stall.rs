@@ -26,7 +26,7 @@ impl Watchdog {
     /// Limit and stall checks for every watched agent running in `fleet`.
     pub(super) fn care_tick(&mut self, fleet: &Fleet) -> Care {
         let mut care = Care::default();
-        let attention = super::screen::load_attention(&self.cfg);
+        let attention = crate::fleet::screen::load_attention(&self.cfg);
         for agent in watched(&self.cfg) {
             let Some(info) = fleet.get(&agent.session).filter(|i| !i.dead) else {
                 self.idle_since.remove(&agent.session);

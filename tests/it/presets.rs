@@ -24,7 +24,7 @@ fn load(body: &str) -> orch::Result<config::Config> {
 
 fn fixture(rel: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/tui")
+        .join("tests/fixtures/tui")
         .join(rel)
 }
 

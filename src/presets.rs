@@ -6,7 +6,7 @@ use regex::{Regex, RegexBuilder};
 
 use crate::detect::{ScreenState, bottom_rows, strip_ansi};
 
-const PRESETS_TOML: &str = include_str!("presets.toml");
+const PRESETS_TOML: &str = include_str!("presets/presets.toml");
 
 /// How many bottom rows a dialog answer's pattern looks at.
 pub const DIALOG_ROWS: usize = 15;
@@ -102,5 +102,4 @@ pub fn dialog_answer<'a>(
 }
 
 #[cfg(test)]
-#[path = "presets_tests.rs"]
 mod tests;
