@@ -13,6 +13,7 @@ mod presets;
 mod project;
 mod real_cli;
 mod sim;
+mod standalone;
 mod support;
 mod tmux;
 mod watchdog;
