@@ -192,6 +192,7 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
         let api = crate::api::ApiHandle::spawn(&wd.cfg);
         let reason = loop {
             let mut moved = wd;
+            let tick_began = Instant::now();
             wd = tokio::task::spawn_blocking(move || {
                 // A bug in one tick must not end the supervisor: report it and go on.
                 let tick = std::panic::AssertUnwindSafe(|| moved.tick());
@@ -208,6 +209,7 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
             .await
             .map_err(|e| Error::Runtime(format!("a watchdog tick failed: {e}")))?;
             if let Some(api) = &api {
+                api.observe_tick(tick_began.elapsed());
                 api.update(&wd.cfg, wd.config_error.as_deref());
             }
             tokio::select! {
