@@ -100,7 +100,10 @@ impl MetricsState {
     /// The event log's counters, recounted only when the file changed since the last scrape.
     fn counters(&self, path: &Path) -> LogCounters {
         let meta = std::fs::metadata(path).ok();
-        let key = (meta.as_ref().map_or(0, |m| m.len()), meta.and_then(|m| m.modified().ok()));
+        let key = (
+            meta.as_ref().map_or(0, |m| m.len()),
+            meta.and_then(|m| m.modified().ok()),
+        );
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((len, modified, c)) = cache.as_ref()
             && (*len, *modified) == key

@@ -8,9 +8,13 @@ use crate::report::{self, Log};
 use crate::status;
 
 /// Tick durations, seconds.
-pub const TICK_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+pub const TICK_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 /// Ping → acknowledgement latency, seconds.
-pub const ACK_BUCKETS: &[f64] = &[0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0];
+pub const ACK_BUCKETS: &[f64] = &[
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0,
+];
 
 /// Every state `orch status` knows: `orch_agents{state}` has a sample for each (0 when none).
 pub const STATES: &[&str] = &[
@@ -44,7 +48,11 @@ impl Histogram {
     }
 
     pub fn observe(&self, secs: f64) {
-        let i = self.bounds.iter().position(|b| secs <= *b).unwrap_or(self.bounds.len());
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(self.bounds.len());
         self.counts[i].fetch_add(1, Ordering::Relaxed);
         self.sum_micros
             .fetch_add((secs.max(0.0) * 1e6) as u64, Ordering::Relaxed);
@@ -109,11 +117,19 @@ pub fn log_counters(log: &Log, now_ms: i64) -> LogCounters {
             "ping" => *c.pings.entry((agent, reason)).or_default() += 1,
             "healed" => *c.restarts.entry((agent, reason)).or_default() += 1,
             "restarted" => *c.restarts.entry((agent, "exited".into())).or_default() += 1,
-            "ping_acked" => c.ack_latencies.extend(e.f64("latency_ms").map(|ms| ms / 1000.0)),
+            "ping_acked" => c
+                .ack_latencies
+                .extend(e.f64("latency_ms").map(|ms| ms / 1000.0)),
             _ => {}
         }
     }
-    let figures = report::compute(log, report::Options { since_ms: None, now_ms });
+    let figures = report::compute(
+        log,
+        report::Options {
+            since_ms: None,
+            now_ms,
+        },
+    );
     for a in &figures.agents {
         if a.limit_holds > 0 || a.seconds.held > 0.0 {
             c.held_seconds.insert(a.name.clone(), a.seconds.held);
@@ -134,7 +150,9 @@ pub struct Inputs<'a> {
 
 /// Escape a label value: backslash, double quote and newline.
 pub fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn labels(pairs: &[(&str, &str)]) -> String {
@@ -150,7 +168,11 @@ fn labels(pairs: &[(&str, &str)]) -> String {
 
 fn num(v: f64) -> String {
     if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{v}")
     }
@@ -180,12 +202,28 @@ impl Out {
 /// The whole exposition text.
 pub fn render(i: &Inputs<'_>) -> String {
     let mut o = Out(String::new());
-    o.family("orch_watchdog_up", "gauge", "1 while the watchdog serving these metrics runs.");
-    o.sample("orch_watchdog_up", &[], if i.watchdog_up { 1.0 } else { 0.0 });
+    o.family(
+        "orch_watchdog_up",
+        "gauge",
+        "1 while the watchdog serving these metrics runs.",
+    );
+    o.sample(
+        "orch_watchdog_up",
+        &[],
+        if i.watchdog_up { 1.0 } else { 0.0 },
+    );
     o.family("orch_phase_count", "gauge", "Phases in [loop].phases.");
-    o.sample("orch_phase_count", &[], i.phase.map_or(0, |p| p.count) as f64);
+    o.sample(
+        "orch_phase_count",
+        &[],
+        i.phase.map_or(0, |p| p.count) as f64,
+    );
     if let Some(p) = i.phase {
-        o.family("orch_phase_index", "gauge", "The current phase index (0-based).");
+        o.family(
+            "orch_phase_index",
+            "gauge",
+            "The current phase index (0-based).",
+        );
         o.sample("orch_phase_index", &[], p.index as f64);
     }
     if let Some(s) = i.status {
@@ -197,19 +235,43 @@ pub fn render(i: &Inputs<'_>) -> String {
         for (state, n) in by_state {
             o.sample("orch_agents", &[("state", state)], n as f64);
         }
-        o.family("orch_agent_up", "gauge", "1 when the agent's session is running.");
+        o.family(
+            "orch_agent_up",
+            "gauge",
+            "1 when the agent's session is running.",
+        );
         for a in &s.agents {
             let up = if a.running { 1.0 } else { 0.0 };
-            o.sample("orch_agent_up", &[("agent", &a.name), ("host", "local")], up);
+            o.sample(
+                "orch_agent_up",
+                &[("agent", &a.name), ("host", "local")],
+                up,
+            );
         }
     }
-    o.family("orch_pings_total", "counter", "Pings typed into agents, by reason.");
+    o.family(
+        "orch_pings_total",
+        "counter",
+        "Pings typed into agents, by reason.",
+    );
     for ((agent, reason), n) in &i.log.pings {
-        o.sample("orch_pings_total", &[("agent", agent), ("reason", reason)], *n as f64);
+        o.sample(
+            "orch_pings_total",
+            &[("agent", agent), ("reason", reason)],
+            *n as f64,
+        );
     }
-    o.family("orch_restarts_total", "counter", "Agent restarts by the watchdog, by reason.");
+    o.family(
+        "orch_restarts_total",
+        "counter",
+        "Agent restarts by the watchdog, by reason.",
+    );
     for ((agent, reason), n) in &i.log.restarts {
-        o.sample("orch_restarts_total", &[("agent", agent), ("reason", reason)], *n as f64);
+        o.sample(
+            "orch_restarts_total",
+            &[("agent", agent), ("reason", reason)],
+            *n as f64,
+        );
     }
     o.family(
         "orch_limit_held_seconds_total",
@@ -226,7 +288,92 @@ pub fn render(i: &Inputs<'_>) -> String {
         &acks,
     );
     if let Some(t) = &i.ticks {
-        o.histogram("orch_tick_duration_seconds", "How long each watchdog tick took.", t);
+        o.histogram(
+            "orch_tick_duration_seconds",
+            "How long each watchdog tick took.",
+            t,
+        );
     }
     o.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_with_sum_and_count() {
+        let h = Histogram::new(&[0.1, 1.0]);
+        for s in [0.05, 0.5, 0.7, 3.0] {
+            h.observe(s);
+        }
+        let d = h.snapshot();
+        assert_eq!(d.cumulative, vec![1, 3, 4]);
+        assert!((d.sum - 4.25).abs() < 1e-6);
+        let mut o = Out(String::new());
+        o.histogram("x_seconds", "X.", &d);
+        assert_eq!(
+            o.0,
+            "# HELP x_seconds X.\n# TYPE x_seconds histogram\nx_seconds_bucket{le=\"0.1\"} 1\n\
+             x_seconds_bucket{le=\"1\"} 3\nx_seconds_bucket{le=\"+Inf\"} 4\nx_seconds_sum 4.25\nx_seconds_count 4\n"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(labels(&[("agent", "x\"y")]), "{agent=\"x\\\"y\"}");
+    }
+
+    #[test]
+    fn counters_come_from_the_event_log() {
+        let text = concat!(
+            "{\"ts\":\"2026-01-01T00:00:00Z\",\"event\":\"agent_started\",\"agent\":\"b\"}\n",
+            "{\"ts\":\"2026-01-01T00:00:01Z\",\"event\":\"ping\",\"agent\":\"b\",\"reason\":\"review\"}\n",
+            "{\"ts\":\"2026-01-01T00:00:02Z\",\"event\":\"ping\",\"agent\":\"b\",\"reason\":\"review\"}\n",
+            "{\"ts\":\"2026-01-01T00:00:03Z\",\"event\":\"healed\",\"agent\":\"b\",\"reason\":\"gone\"}\n",
+            "{\"ts\":\"2026-01-01T00:00:04Z\",\"event\":\"restarted\",\"agent\":\"b\"}\n",
+            "{\"ts\":\"2026-01-01T00:00:10Z\",\"event\":\"limit_hit\",\"agent\":\"b\"}\n",
+            "{\"ts\":\"2026-01-01T00:01:10Z\",\"event\":\"limit_lifted\",\"agent\":\"b\"}\n",
+            "{\"ts\":\"2026-01-01T00:01:11Z\",\"event\":\"ping_acked\",\"agent\":\"b\",\"latency_ms\":1500}\n",
+        );
+        let log = report::parse_log(text.as_bytes());
+        let c = log_counters(&log, 0);
+        let key = |a: &str, r: &str| (a.to_string(), r.to_string());
+        assert_eq!(c.pings[&key("b", "review")], 2);
+        assert_eq!(c.restarts[&key("b", "gone")], 1);
+        assert_eq!(c.restarts[&key("b", "exited")], 1);
+        assert_eq!(c.held_seconds["b"], 60.0);
+        assert_eq!(c.ack_latencies, vec![1.5]);
+        let text = render(&Inputs {
+            status: None,
+            phase: None,
+            log: &c,
+            ticks: None,
+            watchdog_up: true,
+        });
+        assert!(
+            text.contains("orch_pings_total{agent=\"b\",reason=\"review\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("orch_limit_held_seconds_total{pool=\"b\"} 60\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("orch_ping_ack_latency_seconds_bucket{le=\"2.5\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("orch_watchdog_up 1\norch_phase_count")
+                || text.contains("# HELP orch_phase_count")
+        );
+        for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            let name = line.split(' ').nth(2).unwrap();
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "{name} has no HELP"
+            );
+        }
+    }
 }

@@ -55,3 +55,6 @@ pub fn add_commits(report: &mut Report, repo: &Path) {
         Err(e) => tracing::warn!("no commits per phase: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests;
