@@ -1,6 +1,7 @@
 //! The morning report (`orch report`): figures read from the event log (`events.jsonl`) and the
 //! handoff repo's history, rendered as text, JSON, a self-contained HTML timeline and a digest.
 mod commits;
+mod digest;
 mod figures;
 mod html;
 mod parse;
@@ -13,6 +14,7 @@ use chrono::{SecondsFormat, TimeZone, Utc};
 use crate::config::Config;
 
 pub use commits::count_commits;
+pub use digest::{DIGEST_FILE, REPORT_HTML, on_sequence_complete, send_digest};
 pub use figures::{
     AgentFigures, Health, Latency, Options, PhaseFigures, Report, Span, StateSeconds, Summary,
     compute, percentile,
