@@ -12,6 +12,7 @@ mod policies;
 mod presets;
 mod project;
 mod real_cli;
+mod report;
 mod sim;
 mod support;
 mod tmux;
