@@ -333,9 +333,11 @@ pub fn compute(log: &Log, opts: Options) -> Report {
         let Some(next) = next_state(e, w.state) else {
             continue;
         };
-        if next == "working" || (next == "running" && w.state != Some("held")) {
-            w.quiet_since = Some(e.ts);
-        } else if next == "idle" && w.state == Some("working") {
+        // Quiet from a (re)start, from work, or from the moment work turned to idle.
+        let fell_quiet = next == "working"
+            || (next == "running" && w.state != Some("held"))
+            || (next == "idle" && w.state == Some("working"));
+        if fell_quiet {
             w.quiet_since = Some(e.ts);
         }
         if next == "dead" {
