@@ -4,7 +4,7 @@ use std::path::Path;
 
 use git2::{Repository, Sort};
 
-use super::figures::PhaseFigures;
+use super::model::PhaseFigures;
 
 /// Count the repo's commits into `phases` by commit time (a phase still open ends at `end_ms`);
 /// returns how many fell into some phase.

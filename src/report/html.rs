@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use chrono::{TimeZone, Utc};
 
-use super::figures::Report;
+use super::model::Report;
 use super::parse::{Event, Log};
 
 const W: f64 = 1000.0;
@@ -273,7 +273,7 @@ svg text{{font:12px system-ui,sans-serif;fill:#1c2833}} svg .tick{{fill:#566573;
 /// The spans as runs of whole pixels: each pixel takes the state that covers most of it, and
 /// neighbouring pixels in one state merge, so a lane has at most one rect per pixel.
 fn pixel_runs(
-    spans: &[super::figures::Span],
+    spans: &[super::model::Span],
     x: &impl Fn(i64) -> f64,
 ) -> Vec<(f64, f64, &'static str)> {
     let mut cover: BTreeMap<i64, Vec<(&'static str, f64)>> = BTreeMap::new();

@@ -4,6 +4,7 @@ mod commits;
 mod digest;
 mod figures;
 mod html;
+mod model;
 mod parse;
 mod text;
 
@@ -15,11 +16,12 @@ use crate::config::Config;
 
 pub use commits::count_commits;
 pub use digest::{DIGEST_FILE, REPORT_HTML, on_sequence_complete, send_digest};
-pub use figures::{
-    AgentFigures, Health, Latency, Options, PhaseFigures, Report, Span, StateSeconds, Summary,
-    compute, percentile,
-};
+pub use figures::compute;
 pub use html::render_html;
+pub use model::{
+    AgentFigures, EventCounts, Health, Latency, Options, PhaseFigures, Report, Span, StateSeconds,
+    Summary, Window, percentile,
+};
 pub use parse::{Event, Log, parse_log, parse_since, parse_ts, read_log};
 pub use text::{digest, render_text};
 

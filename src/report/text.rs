@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use super::figures::{Report, Summary};
+use super::model::{Report, Summary};
 
 fn secs(s: f64) -> String {
     let s = s.max(0.0);
