@@ -378,6 +378,7 @@ fn metrics_text(shared: &Shared, m: &MetricsState) -> String {
         log: &counters,
         ticks: Some(m.ticks.snapshot()),
         watchdog_up: true,
+        now_ms: Utc::now().timestamp_millis(),
     })
 }
 

@@ -102,6 +102,8 @@ pub struct LogCounters {
     pub pings: BTreeMap<(String, String), u64>,
     pub restarts: BTreeMap<(String, String), u64>,
     pub held_seconds: BTreeMap<String, f64>,
+    /// Pools still held when counted, with the time (Unix ms) `held_seconds` runs to.
+    pub held_open: BTreeMap<String, i64>,
     /// Ping → ack latencies, seconds.
     pub ack_latencies: Vec<f64>,
 }
@@ -134,6 +136,12 @@ pub fn log_counters(log: &Log, now_ms: i64) -> LogCounters {
         if a.limit_holds > 0 || a.seconds.held > 0.0 {
             c.held_seconds.insert(a.name.clone(), a.seconds.held);
         }
+        if let Some(last) = a.spans.last()
+            && last.state == "held"
+            && last.end_ms == figures.window.to_ms
+        {
+            c.held_open.insert(a.name.clone(), last.end_ms);
+        }
     }
     c
 }
@@ -146,6 +154,8 @@ pub struct Inputs<'a> {
     pub log: &'a LogCounters,
     pub ticks: Option<HistogramData>,
     pub watchdog_up: bool,
+    /// Unix ms: an open hold counts up to now, between recounts of the log.
+    pub now_ms: i64,
 }
 
 /// Escape a label value: backslash, double quote and newline.
@@ -279,7 +289,16 @@ pub fn render(i: &Inputs<'_>) -> String {
         "Seconds agents were held for a usage limit, by pool.",
     );
     for (pool, secs) in &i.log.held_seconds {
-        o.sample("orch_limit_held_seconds_total", &[("pool", pool)], *secs);
+        let open = i
+            .log
+            .held_open
+            .get(pool)
+            .map_or(0.0, |since| (i.now_ms - since).max(0) as f64 / 1000.0);
+        o.sample(
+            "orch_limit_held_seconds_total",
+            &[("pool", pool)],
+            secs + open,
+        );
     }
     let acks = HistogramData::of(ACK_BUCKETS, i.log.ack_latencies.iter().copied());
     o.histogram(
@@ -339,6 +358,22 @@ mod tests {
         );
         let log = report::parse_log(text.as_bytes());
         let c = log_counters(&log, 0);
+        assert!(c.held_open.is_empty(), "the hold was lifted");
+        let held = report::parse_log(b"{\"ts\":\"2026-01-01T00:00:00Z\",\"event\":\"watchdog_started\"}\n{\"ts\":\"2026-01-01T00:00:00Z\",\"event\":\"limit_hit\",\"agent\":\"h\"}\n");
+        let open = log_counters(&held, 1_767_225_610_000);
+        assert_eq!(open.held_seconds["h"], 10.0);
+        let later = render(&Inputs {
+            status: None,
+            phase: None,
+            log: &open,
+            ticks: None,
+            watchdog_up: true,
+            now_ms: 1_767_225_615_000,
+        });
+        assert!(
+            later.contains("orch_limit_held_seconds_total{pool=\"h\"} 15\n"),
+            "{later}"
+        );
         let key = |a: &str, r: &str| (a.to_string(), r.to_string());
         assert_eq!(c.pings[&key("b", "review")], 2);
         assert_eq!(c.restarts[&key("b", "gone")], 1);
@@ -351,6 +386,7 @@ mod tests {
             log: &c,
             ticks: None,
             watchdog_up: true,
+            now_ms: 0,
         });
         assert!(
             text.contains("orch_pings_total{agent=\"b\",reason=\"review\"} 2\n"),
