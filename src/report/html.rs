@@ -10,7 +10,10 @@ use super::parse::{Event, Log};
 
 const W: f64 = 1000.0;
 const LEFT: f64 = 150.0;
-const LANE_H: f64 = 34.0;
+/// A lane: a row of ping ticks, the state bar, a row of other markers.
+const LANE_H: f64 = 48.0;
+const BAR_Y: f64 = 12.0;
+const BAR_H: f64 = 18.0;
 const TOP: f64 = 56.0;
 /// Markers of one kind closer than this many pixels are drawn as one, with a count.
 const MARKER_BIN: f64 = 5.0;
@@ -148,7 +151,7 @@ pub fn render_html(report: &Report, log: &Log) -> String {
     let _ = write!(
         svg,
         r#"<g class="wdlane"><text x="4" y="{:.1}">watchdog</text></g>"#,
-        lane_y(0) + 21.0
+        lane_y(0) + 25.0
     );
     for (i, a) in report.agents.iter().enumerate() {
         let y = lane_y(i + 1);
@@ -156,10 +159,10 @@ pub fn render_html(report: &Report, log: &Log) -> String {
             svg,
             r##"<g class="lane" data-agent="{}"><text x="4" y="{:.1}">{}</text><rect x="{LEFT}" y="{:.1}" width="{W}" height="{:.1}" fill="#fbfcfc"/>"##,
             esc(&a.name),
-            y + 21.0,
+            y + 25.0,
             esc(&a.name),
-            y + 6.0,
-            LANE_H - 12.0
+            y + BAR_Y,
+            BAR_H
         );
         for (x0, x1, state) in pixel_runs(&a.spans, &x) {
             let colour = STATES
@@ -169,9 +172,9 @@ pub fn render_html(report: &Report, log: &Log) -> String {
             let _ = write!(
                 svg,
                 r#"<rect class="st" x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}"><title>{}</title></rect>"#,
-                y + 6.0,
+                y + BAR_Y,
                 (x1 - x0).max(0.5),
-                LANE_H - 12.0,
+                BAR_H,
                 state
             );
         }
@@ -209,17 +212,23 @@ pub fn render_html(report: &Report, log: &Log) -> String {
             let _ = write!(title, "… and {} more", evs.len() - TITLE_EVENTS);
         }
         let title = esc(title.trim_end());
-        let r = if evs.len() > 1 { 5.0 } else { 3.5 };
+        // Pings are ticks above the bar (wider when several merge); the rest sit below it.
+        let below = y + BAR_Y + BAR_H + 3.0;
         let shape = match *kind {
-            "ping" => format!(r#"<circle cx="{mx:.1}" cy="{:.1}" r="{r}"/>"#, y + 10.0),
-            "restart" => format!(r#"<path d="M{:.1} {:.1}l5 9h-10z"/>"#, mx, y + 15.0),
+            "ping" => format!(
+                r#"<rect x="{:.1}" y="{:.1}" width="{}" height="8"/>"#,
+                mx - 1.0,
+                y + 2.0,
+                if evs.len() > 1 { 3 } else { 2 }
+            ),
+            "restart" => format!(r#"<path d="M{mx:.1} {below:.1}l5 9h-10z"/>"#),
             "limit" | "watchdog" => format!(
                 r#"<rect x="{:.1}" y="{:.1}" width="7" height="7"/>"#,
                 mx - 3.5,
-                y + 20.0
+                below + 1.0
             ),
-            "phase" => format!(r#"<path d="M{:.1} {:.1}l5 6l-5 6l-5 -6z"/>"#, mx, y + 8.0),
-            _ => format!(r#"<path d="M{:.1} {:.1}l5 5l-5 5l-5 -5z"/>"#, mx, y + 18.0),
+            "phase" => format!(r#"<path d="M{mx:.1} {:.1}l5 6l-5 6l-5 -6z"/>"#, y + BAR_Y),
+            _ => format!(r#"<path d="M{mx:.1} {below:.1}l5 5l-5 5l-5 -5z"/>"#),
         };
         let _ = write!(
             svg,
