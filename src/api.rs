@@ -1,10 +1,12 @@
 //! The watchdog's read-only HTTP API on the Unix socket `<log_dir>/orch.sock` (mode 0600):
-//! `/v1/health`, `/v1/agents`, `/v1/agents/{name}`, `/v1/events?since=N`; anything but GET is 405.
+//! `/v1/health`, `/v1/agents`, `/v1/agents/{name}`, `/v1/events?since=N`, `/metrics`
+//! (Prometheus), and `/metrics` alone on the optional `[api].metrics_listen` TCP address.
 use std::convert::Infallible;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{SecondsFormat, Utc};
 use http_body_util::Full;
@@ -18,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::metrics::{self, Histogram, LogCounters};
 use crate::{fleet, status};
 
 /// The socket's file name inside the log dir.
@@ -37,6 +40,7 @@ pub enum Route {
     Agents,
     Agent(String),
     Events(usize),
+    Metrics,
     NotFound,
     MethodNotAllowed,
     BadRequest(String),
@@ -51,6 +55,7 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
     match path {
         "/v1/health" => Route::Health,
         "/v1/agents" => Route::Agents,
+        "/metrics" => Route::Metrics,
         "/v1/events" => {
             let since = query
                 .unwrap_or("")
@@ -73,6 +78,49 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
 pub struct ApiHandle {
     tx: watch::Sender<Shared>,
     path: PathBuf,
+    metrics: Arc<MetricsState>,
+}
+
+/// What `/metrics` keeps between scrapes: the tick histogram the watchdog loop fills, and the
+/// event-log counters with the log size and time they were read at (recounted on change).
+#[derive(Debug)]
+pub struct MetricsState {
+    pub ticks: Histogram,
+    cache: Mutex<Option<(u64, Option<SystemTime>, LogCounters)>>,
+}
+
+impl MetricsState {
+    pub fn new() -> MetricsState {
+        MetricsState {
+            ticks: Histogram::new(metrics::TICK_BUCKETS),
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// The event log's counters, recounted only when the file changed since the last scrape.
+    fn counters(&self, path: &Path) -> LogCounters {
+        let meta = std::fs::metadata(path).ok();
+        let key = (
+            meta.as_ref().map_or(0, |m| m.len()),
+            meta.and_then(|m| m.modified().ok()),
+        );
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((len, modified, c)) = cache.as_ref()
+            && (*len, *modified) == key
+        {
+            return c.clone();
+        }
+        let log = crate::report::read_log(path).unwrap_or_default();
+        let counted = metrics::log_counters(&log, Utc::now().timestamp_millis());
+        *cache = Some((key.0, key.1, counted.clone()));
+        counted
+    }
+}
+
+impl Default for MetricsState {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl ApiHandle {
@@ -94,9 +142,36 @@ impl ApiHandle {
             cfg: cfg.clone(),
             config_error: None,
         });
-        tokio::spawn(serve(listener, rx, Instant::now()));
+        let metrics = Arc::new(MetricsState::new());
+        let started = Instant::now();
+        if let Some(addr) = cfg.api.metrics_listen {
+            match std::net::TcpListener::bind(addr).and_then(|l| {
+                l.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(l)
+            }) {
+                Ok(tcp) => {
+                    tracing::info!("metrics on http://{addr}/metrics");
+                    let (rx, m) = (rx.clone(), metrics.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            match tcp.accept().await {
+                                Ok((s, _)) => serve_conn(s, rx.clone(), started, m.clone(), true),
+                                Err(e) => accept_failed(e).await,
+                            }
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!("no metrics listener: cannot bind {addr}: {e}"),
+            }
+        }
+        tokio::spawn(serve(listener, rx, started, metrics.clone()));
         tracing::info!("status API on {}", path.display());
-        Some(ApiHandle { tx, path })
+        Some(ApiHandle { tx, path, metrics })
+    }
+
+    /// Record how long one watchdog tick took (`orch_tick_duration_seconds`).
+    pub fn observe_tick(&self, took: Duration) {
+        self.metrics.ticks.observe(took.as_secs_f64());
     }
 
     /// Publish the config the last tick used.
@@ -132,31 +207,51 @@ pub fn bind(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
     Ok(listener)
 }
 
-async fn serve(listener: tokio::net::UnixListener, rx: watch::Receiver<Shared>, started: Instant) {
+async fn serve(
+    listener: tokio::net::UnixListener,
+    rx: watch::Receiver<Shared>,
+    started: Instant,
+    metrics: Arc<MetricsState>,
+) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::debug!("status API accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let rx = rx.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req: Request<Incoming>| {
-                let shared = rx.borrow().clone();
-                async move { Ok::<_, Infallible>(handle(&req, shared, started).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(5))
-                .serve_connection(TokioIo::new(stream), svc);
-            if let Err(e) = conn.await {
-                tracing::debug!("status API connection ended: {e}");
+        match listener.accept().await {
+            Ok((stream, _)) => serve_conn(stream, rx.clone(), started, metrics.clone(), false),
+            Err(e) => accept_failed(e).await,
+        }
+    }
+}
+
+async fn accept_failed(e: io::Error) {
+    tracing::debug!("status API accept failed: {e}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Serve one connection; `metrics_only` (the TCP listener) answers `/metrics` and nothing else.
+fn serve_conn<S>(
+    stream: S,
+    rx: watch::Receiver<Shared>,
+    started: Instant,
+    metrics: Arc<MetricsState>,
+    metrics_only: bool,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let svc = service_fn(move |req: Request<Incoming>| {
+            let shared = rx.borrow().clone();
+            let metrics = metrics.clone();
+            async move {
+                Ok::<_, Infallible>(handle(&req, shared, started, metrics, metrics_only).await)
             }
         });
-    }
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(5))
+            .serve_connection(TokioIo::new(stream), svc);
+        if let Err(e) = conn.await {
+            tracing::debug!("status API connection ended: {e}");
+        }
+    });
 }
 
 fn reply(code: StatusCode, body: &Value) -> Response<Full<Bytes>> {
@@ -179,8 +274,28 @@ async fn handle(
     req: &Request<Incoming>,
     shared: Shared,
     started: Instant,
+    metrics: Arc<MetricsState>,
+    metrics_only: bool,
 ) -> Response<Full<Bytes>> {
-    match route(req.method(), req.uri().path(), req.uri().query()) {
+    let route = match route(req.method(), req.uri().path(), req.uri().query()) {
+        r @ (Route::Metrics | Route::MethodNotAllowed) => r,
+        _ if metrics_only => {
+            return error(StatusCode::NOT_FOUND, "this listener serves /metrics only");
+        }
+        r => r,
+    };
+    match route {
+        Route::Metrics => {
+            let text = tokio::task::spawn_blocking(move || metrics_text(&shared, &metrics))
+                .await
+                .unwrap_or_default();
+            let mut resp = Response::new(Full::new(Bytes::from(text)));
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
         Route::Health => reply(StatusCode::OK, &health(&shared, started)),
         Route::Agents => match report(shared.cfg).await {
             Ok(r) => reply(
@@ -247,6 +362,26 @@ fn health(shared: &Shared, started: Instant) -> Value {
     })
 }
 
+/// The Prometheus text: the fleet from one tmux call (left out when tmux cannot be read), the
+/// event-log counters and the tick histogram.
+fn metrics_text(shared: &Shared, m: &MetricsState) -> String {
+    let snapshot = fleet::tmux_for(&shared.cfg).fleet();
+    if let Err(e) = &snapshot {
+        tracing::debug!("metrics without the fleet: {e}");
+    }
+    let report = snapshot.ok().map(|f| status::gather(&shared.cfg, &f));
+    let phase = status::phase_report(&shared.cfg);
+    let counters = m.counters(&shared.cfg.events_file());
+    metrics::render(&metrics::Inputs {
+        status: report.as_ref(),
+        phase: phase.as_ref(),
+        log: &counters,
+        ticks: Some(m.ticks.snapshot()),
+        watchdog_up: true,
+        now_ms: Utc::now().timestamp_millis(),
+    })
+}
+
 /// The status report, from one tmux call made off the runtime thread.
 async fn report(cfg: Config) -> Result<status::Report, String> {
     tokio::task::spawn_blocking(move || {
@@ -281,6 +416,7 @@ mod tests {
             Route::BadRequest(_)
         ));
         assert_eq!(route(&get, "/v2/health", None), Route::NotFound);
+        assert_eq!(route(&get, "/metrics", None), Route::Metrics);
         for m in [
             Method::POST,
             Method::PUT,

@@ -12,6 +12,7 @@ mod down;
 mod init;
 mod logs;
 mod phase;
+mod report;
 mod status;
 mod up;
 mod validate;
@@ -96,6 +97,23 @@ pub enum Verb {
         #[command(subcommand)]
         cmd: Option<phase::PhaseCmd>,
     },
+    /// The morning report: per phase, per agent and loop-health figures from the event log
+    /// (text, or one JSON object), and optionally a self-contained HTML timeline.
+    ///
+    /// Example: orch report --since 24h
+    /// Example: orch report --json | jq .health
+    /// Example: orch report --html report.html
+    Report {
+        /// Only the last DURATION (30m, 24h, 3d) or since an RFC 3339 time.
+        #[arg(long, value_name = "DURATION|TIME")]
+        since: Option<String>,
+        /// Print one JSON object (schema_version 1; fields are added, never renamed).
+        #[arg(long)]
+        json: bool,
+        /// Also write the timeline and figures as one self-contained HTML file.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
     /// The supervisor loop, in the foreground (`up` runs it in session <prefix>watchdog).
     ///
     /// Example: orch watchdog
@@ -172,6 +190,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             lines,
         } => logs::run(&load(&cli.config)?, &name, follow, lines),
         Verb::Phase { cmd } => phase::run(&load(&cli.config)?, cmd),
+        Verb::Report { since, json, html } => {
+            report::run(&load(&cli.config)?, since.as_deref(), json, html.as_deref())
+        }
     }
 }
 

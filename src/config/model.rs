@@ -18,12 +18,20 @@ pub struct Config {
     /// Private tmux server (`tmux -L`); `ORCH_TMUX_SOCKET` overrides it.
     pub tmux_socket: Option<String>,
     pub watchdog: WatchdogCfg,
+    /// `[api]`: the status API's optional extras.
+    pub api: ApiCfg,
     pub backends: BTreeMap<String, Backend>,
     pub agents: Vec<Agent>,
     pub services: Vec<Service>,
     pub loop_: Option<LoopCfg>,
     /// `[defaults].grace_period`: how long services and the watchdog get after C-c.
     pub grace_period: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ApiCfg {
+    /// `[api].metrics_listen`: a TCP address serving Prometheus metrics only (read-only).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone)]

@@ -11,6 +11,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub watchdog: RawWatchdog,
     #[serde(default)]
+    pub api: RawApi,
+    #[serde(default)]
     pub backend: BTreeMap<String, RawBackend>,
     #[serde(default)]
     pub agent: Vec<RawAgent>,
@@ -133,6 +135,13 @@ pub struct RawService {
     pub dir: Option<String>,
     pub enabled: Option<bool>,
     pub env: Option<BTreeMap<String, String>>,
+}
+
+/// `[api]`: the watchdog's status API (the Unix socket is always on).
+#[derive(Debug, Default, Deserialize)]
+pub struct RawApi {
+    /// An optional TCP address serving `/metrics` only, e.g. "127.0.0.1:9464".
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -37,6 +37,7 @@ const AGENT_ONLY_KEYS: &[&str] = &[
 ];
 const WAKE_KEYS: &[&str] = &["interval", "prompt_file"];
 const SERVICE_KEYS: &[&str] = &["name", "command", "dir", "enabled", "env"];
+const API_KEYS: &[&str] = &["metrics_listen"];
 const WATCHDOG_KEYS: &[&str] = &[
     "signal_interval",
     "heavy_interval",
@@ -94,7 +95,7 @@ const HANDOFF_KEYS: &[&str] = &[
 ];
 const ON_COMPLETE_KEYS: &[&str] = &["run", "trigger_file"];
 const TOP_KEYS: &[&str] = &[
-    "defaults", "watchdog", "backend", "agent", "service", "loop",
+    "defaults", "watchdog", "backend", "agent", "service", "loop", "api",
 ];
 
 /// A key the schema does not know, with where it is and the nearest known key.
@@ -117,6 +118,7 @@ pub fn unknown_keys(root: &DeTable<'_>) -> Vec<UnknownKey> {
                 check_keys(t, "defaults", &known, &mut out);
             }
             ("watchdog", DeValue::Table(t)) => check_table(t, "watchdog", WATCHDOG_KEYS, &mut out),
+            ("api", DeValue::Table(t)) => check_table(t, "api", API_KEYS, &mut out),
             ("backend", DeValue::Table(t)) => {
                 for (name, b) in t {
                     if let DeValue::Table(bt) = b.get_ref() {

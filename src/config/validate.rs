@@ -82,6 +82,19 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         }
     }
 
+    let metrics_listen = raw.api.metrics_listen.as_deref().and_then(|text| {
+        let parsed = text.parse::<std::net::SocketAddr>().ok();
+        if parsed.is_none() {
+            c.error(
+                &[Seg::Key("api"), Seg::Key("metrics_listen")],
+                format!(
+                    "[api].metrics_listen {text:?} is not an address and port (e.g. \"127.0.0.1:9464\")"
+                ),
+            );
+        }
+        parsed
+    });
+
     // Built-in presets nobody names are not built: compiling their rules is most of a load.
     let mut referenced: BTreeSet<String> = raw.defaults.agent.backend.iter().cloned().collect();
     for a in &raw.agent {
@@ -117,6 +130,7 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         session_prefix,
         tmux_socket: d.tmux_socket.clone().filter(|s| !s.is_empty()),
         watchdog,
+        api: ApiCfg { metrics_listen },
         backends,
         agents,
         services,

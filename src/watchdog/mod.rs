@@ -190,8 +190,11 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
         );
         // The read-only status API, a task beside the tick loop; dropped (socket removed) on exit.
         let api = crate::api::ApiHandle::spawn(&wd.cfg);
+        // The digest is sent once, when SEQUENCE-COMPLETE appears while this watchdog runs.
+        let mut complete = wd.cfg.sequence_complete_file().exists();
         let reason = loop {
             let mut moved = wd;
+            let tick_began = Instant::now();
             wd = tokio::task::spawn_blocking(move || {
                 // A bug in one tick must not end the supervisor: report it and go on.
                 let tick = std::panic::AssertUnwindSafe(|| moved.tick());
@@ -208,7 +211,17 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
             .await
             .map_err(|e| Error::Runtime(format!("a watchdog tick failed: {e}")))?;
             if let Some(api) = &api {
+                api.observe_tick(tick_began.elapsed());
                 api.update(&wd.cfg, wd.config_error.as_deref());
+            }
+            if !complete && wd.cfg.sequence_complete_file().exists() {
+                complete = true;
+                let cfg = wd.cfg.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = crate::report::on_sequence_complete(&cfg) {
+                        tracing::warn!("no digest: {e}");
+                    }
+                });
             }
             tokio::select! {
                 _ = tokio::time::sleep(wd.cfg.watchdog.signal_interval) => {}
