@@ -10,8 +10,9 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use model::*;
-pub use raw::parse_duration;
 pub use problem::Problem;
+pub use raw::parse_duration;
+pub use validate::{DEFAULT_NOTIFY_EVENTS, DEFAULT_NOTIFY_TIMEOUT};
 
 use crate::{Error, Result};
 
