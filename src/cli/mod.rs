@@ -11,6 +11,7 @@ mod classify;
 mod down;
 mod init;
 mod logs;
+mod notify;
 mod phase;
 mod status;
 mod up;
@@ -96,6 +97,13 @@ pub enum Verb {
         #[command(subcommand)]
         cmd: Option<phase::PhaseCmd>,
     },
+    /// Notification sinks ([[notify]]): `test` sends a test message through each (or --sink N).
+    ///
+    /// Example: orch notify test
+    Notify {
+        #[command(subcommand)]
+        cmd: notify::NotifyCmd,
+    },
     /// The supervisor loop, in the foreground (`up` runs it in session <prefix>watchdog).
     ///
     /// Example: orch watchdog
@@ -172,6 +180,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             lines,
         } => logs::run(&load(&cli.config)?, &name, follow, lines),
         Verb::Phase { cmd } => phase::run(&load(&cli.config)?, cmd),
+        Verb::Notify { cmd } => notify::run(&load(&cli.config)?, cmd),
     }
 }
 
