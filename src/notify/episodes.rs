@@ -60,6 +60,7 @@ pub fn load(cfg: &Config) -> Episodes {
 
 /// Save atomically; a failure is logged, never fatal.
 pub fn save(cfg: &Config, e: &Episodes) {
+    let _ = std::fs::create_dir_all(&cfg.state_dir);
     if let Err(err) = crate::state::save_json(&episodes_file(cfg), e) {
         tracing::warn!("cannot save {}: {err}", episodes_file(cfg).display());
     }

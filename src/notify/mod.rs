@@ -236,6 +236,7 @@ impl Dispatcher {
             }
         }
         self.state.prune(now, repeat_after);
+        let _ = std::fs::create_dir_all(&self.cfg.state_dir);
         if let Err(e) = crate::state::save_json(&state_file(&self.cfg), &self.state) {
             tracing::warn!("cannot save the notifier's state: {e}");
         }

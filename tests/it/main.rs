@@ -7,6 +7,7 @@ mod gitfix;
 mod handoff;
 mod heal;
 mod loop_smoke;
+mod notify;
 mod observe;
 mod policies;
 mod presets;
