@@ -129,7 +129,7 @@ fn strip_urls(s: &str) -> String {
 }
 
 /// Run the command sink's argv (no shell) with ORCH_EVENT, ORCH_AGENT, ORCH_SUMMARY and
-/// ORCH_EVENT_JSON set; exit 0 is success; past `timeout` its process group is killed.
+/// ORCH_EVENT_JSON set, in the project folder; exit 0 is success; past `timeout` its process group is killed.
 pub fn run_command(argv: &[String], m: &Message, timeout: Duration) -> Result<(), Failure> {
     use std::os::unix::process::CommandExt;
     let argv = message::fill_argv(argv, m);
@@ -138,6 +138,7 @@ pub fn run_command(argv: &[String], m: &Message, timeout: Duration) -> Result<()
     };
     let mut child = Command::new(prog)
         .args(args)
+        .current_dir(&m.dir)
         .env("ORCH_EVENT", m.event())
         .env("ORCH_AGENT", m.agent())
         .env("ORCH_SUMMARY", m.summary())

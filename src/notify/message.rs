@@ -123,6 +123,8 @@ fn is_attention(name: &str) -> bool {
 pub struct Message {
     pub project: String,
     pub events: Vec<Value>,
+    /// Where command sinks run: the project folder.
+    pub dir: std::path::PathBuf,
 }
 
 impl Message {

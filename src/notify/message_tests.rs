@@ -6,6 +6,7 @@ fn msg(events: Vec<Value>) -> Message {
     Message {
         project: "demo".into(),
         events,
+        dir: std::env::temp_dir(),
     }
 }
 

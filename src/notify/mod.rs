@@ -258,6 +258,7 @@ impl Dispatcher {
                     Message {
                         project: project.clone(),
                         events,
+                        dir: self.cfg.project_dir.clone(),
                     },
                     log,
                 );
@@ -283,6 +284,7 @@ pub fn send_test(cfg: &Config, only: Option<usize>) -> Vec<TestResult> {
             "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "event": message::TEST_EVENT,
         })],
+        dir: cfg.project_dir.clone(),
     };
     std::thread::scope(|s| {
         let handles: Vec<_> = (cfg.notify.iter().enumerate())

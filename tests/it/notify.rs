@@ -389,3 +389,85 @@ fn a_sink_on_a_closed_port_logs_notify_failed_and_the_loop_still_completes() {
     assert_eq!(p.events_named("phase_advanced").len(), 1);
     p.orch_ok(&["down"]);
 }
+
+/// The error text of loading `body` strictly (as `orch validate` does).
+fn config_error(body: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agents.toml");
+    let text = format!(
+        "[defaults]\nsession_prefix = \"n-\"\nlog_dir = \".orch\"\n\n[[agent]]\nname = \"builder\"\nbackend = \"codex\"\nprompt = \"x\"\n\n{body}"
+    );
+    std::fs::write(&path, text).unwrap();
+    match orch::config::load(&path, orch::config::LoadOptions::STRICT) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn notify_sinks_are_validated_with_clear_errors_that_never_echo_the_url() {
+    let e = config_error("[[notify]]\nwebhook = \"https://h/SECRET\"\ncommand = [\"x\"]\n");
+    assert!(
+        e.contains("notify[0]: set webhook or command, not both"),
+        "{e}"
+    );
+    assert!(!e.contains("SECRET"), "{e}");
+    let e = config_error("[[notify]]\nformat = \"slack\"\n");
+    assert!(e.contains("notify[0]: set webhook"), "{e}");
+    let e = config_error("[[notify]]\nwebhook = \"ftp://h/SECRET\"\n");
+    assert!(
+        e.contains("notify[0].webhook must be an http:// or https:// URL"),
+        "{e}"
+    );
+    assert!(!e.contains("SECRET"), "{e}");
+    let e = config_error("[[notify]]\ncommand = []\n");
+    assert!(e.contains("notify[0].command needs a program"), "{e}");
+    let e = config_error("[[notify]]\ncommand = [\"x\"]\nformat = \"teams\"\n");
+    assert!(
+        e.contains(
+            "notify[0].format \"teams\" is not known (use one of: json, slack, discord, ntfy)"
+        ),
+        "{e}"
+    );
+    let e = config_error("[[notify]]\ncommand = [\"x\"]\nevents = [\"gave_upp\"]\n");
+    assert!(
+        e.contains("\"gave_upp\" is not an event orch logs (did you mean \"gave_up\"?)"),
+        "{e}"
+    );
+    let e = config_error("[[notify]]\ncommand = [\"x\"]\nevents = [\"notify_failed\"]\n");
+    assert!(e.contains("notify_failed cannot be notified"), "{e}");
+    let e = config_error("[[notify]]\ncommand = [\"x\"]\nagents = [\"bilder\"]\n");
+    assert!(
+        e.contains("notify[0].agents: no agent is named \"bilder\""),
+        "{e}"
+    );
+    assert!(
+        e.contains("agents.toml:12:10: notify"),
+        "the error points at the line: {e}"
+    );
+    let e = config_error("[[notify]]\ncommand = [\"x\"]\nevent = [\"gave_up\"]\n");
+    assert!(e.contains("notify[0].event"), "an unknown key: {e}");
+    // A good sink, with host_unreachable (logged by hosts) accepted.
+    let ok = "[[notify]]\nwebhook = \"http://127.0.0.1:9/x\"\nformat = \"ntfy\"\nevents = [\"host_unreachable\", \"state_changed\"]\nagents = [\"builder\"]\ntimeout = \"5s\"\n";
+    assert_eq!(config_error(ok), "");
+}
+
+#[test]
+fn notify_defaults_are_the_attention_events_and_sequence_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "", "[[notify]]\ncommand = [\"true\"]\n");
+    let sink = &cfg.notify[0];
+    assert_eq!(sink.format, orch::config::NotifyFormat::Json);
+    assert_eq!(sink.events, orch::config::DEFAULT_NOTIFY_EVENTS.to_vec());
+    assert!(sink.agents.is_none());
+    let w = &cfg.watchdog;
+    assert_eq!(
+        [
+            w.attention_after,
+            w.phase_quiet_after,
+            w.repeat_after,
+            w.batch_window
+        ],
+        [300, 6 * 3600, 3600, 30].map(Duration::from_secs)
+    );
+}
