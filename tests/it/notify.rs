@@ -471,3 +471,22 @@ fn notify_defaults_are_the_attention_events_and_sequence_complete() {
         [300, 6 * 3600, 3600, 30].map(Duration::from_secs)
     );
 }
+
+#[test]
+fn the_demo_shows_the_notification_its_sink_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(crate::support::orch_bin())
+        .args(["demo", "--dir"])
+        .arg(dir.path().join("demo"))
+        .current_dir(dir.path())
+        .env_remove("TMUX")
+        .env_remove("TMUX_PANE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("notify: every phase is done: the sequence is complete"),
+        "{stdout}"
+    );
+}
