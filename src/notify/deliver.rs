@@ -159,6 +159,7 @@ pub fn run_command(argv: &[String], m: &Message, timeout: Duration) -> Result<()
             Ok(Some(status)) => return Err(fail(format!("{prog} exited with {status}"), true)),
             Ok(None) if Instant::now() >= deadline => {
                 // The child leads its own group: end it and anything it started.
+                // SAFETY: kill has no memory preconditions; the pid is our own child.
                 let pid = child.id() as libc::pid_t;
                 unsafe { libc::kill(-pid, libc::SIGKILL) };
                 let _ = child.kill();

@@ -158,10 +158,11 @@ struct Dispatcher {
 impl Dispatcher {
     fn new(cfg: Config) -> Dispatcher {
         let events = cfg.events_file();
-        // A first start reads from the end: the history is not news.
+        // A first start (or one without sinks) reads from the end: the history is not news.
         let state = crate::state::load_json::<NotifyState>(&state_file(&cfg))
             .ok()
             .flatten()
+            .filter(|_| !cfg.notify.is_empty())
             .unwrap_or_else(|| NotifyState {
                 offset: tail::end_of(&events),
                 ..NotifyState::default()
@@ -217,6 +218,11 @@ impl Dispatcher {
 
     /// Read new events and add the ones each sink wants to its batch.
     fn poll(&mut self) {
+        if self.sinks.is_empty() {
+            // Nothing to send: keep up with the log without reading it.
+            self.state.offset = tail::end_of(&self.cfg.events_file());
+            return;
+        }
         let (new, offset) = tail::read_from(&self.cfg.events_file(), self.state.offset);
         if offset == self.state.offset {
             return;

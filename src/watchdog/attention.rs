@@ -17,6 +17,8 @@ use crate::tmux::Fleet;
 pub const STATE_DEBOUNCE_SECS: i64 = 5;
 /// Stall restarts without the agent working in between before the stall needs a person.
 pub const UNCURED_STALL_RESTARTS: u64 = 2;
+/// Working this long (seconds) after stall restarts counts as cured.
+pub const STALL_CURED_SECS: i64 = 60;
 
 /// What one agent looks like this tick (from the status snapshot).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -74,12 +76,16 @@ pub fn decide(prev: &Episodes, inp: &Inputs) -> (Episodes, Vec<(&'static str, Va
             .restarts_when_working
             .entry(a.name.clone())
             .or_insert(a.restarts);
-        if a.state == "working" || a.restarts < *base {
+        // Output right after a restart is start-up, not a cure: working a while is.
+        let cured = a.state == "working" && a.since.is_some_and(|s| now - s >= STALL_CURED_SECS);
+        if cured || a.restarts < *base {
             *base = a.restarts;
         }
         let stall_restarts = a.restarts - *base;
-        if matches!(a.state.as_str(), "stalled" | "idle")
-            && a.last_heal_reason.as_deref() == Some("stall")
+        if matches!(
+            a.state.as_str(),
+            "stalled" | "idle" | "working" | "waiting_input"
+        ) && a.last_heal_reason.as_deref() == Some("stall")
             && stall_restarts >= UNCURED_STALL_RESTARTS
         {
             let summary = format!(

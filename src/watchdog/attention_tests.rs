@@ -137,26 +137,37 @@ fn a_dialog_the_screen_pass_already_reported_is_not_reported_again() {
 
 #[test]
 fn a_stall_that_two_restarts_did_not_cure_needs_attention() {
-    let view = |state: &str, restarts: u64| AgentView {
+    let view = |state: &str, since: i64, restarts: u64| AgentView {
         restarts,
         last_heal_reason: Some("stall".into()),
-        ..agent("b", state, NOW)
+        ..agent("b", state, since)
     };
-    let (e, out) = decide(&Episodes::default(), &inputs(NOW, vec![view("working", 0)]));
+    let (e, out) = decide(
+        &Episodes::default(),
+        &inputs(NOW, vec![view("working", NOW, 0)]),
+    );
     assert!(out.is_empty());
-    let (e, out) = decide(&e, &inputs(NOW + 10, vec![view("stalled", 1)]));
+    let (e, out) = decide(&e, &inputs(NOW + 400, vec![view("stalled", NOW + 300, 1)]));
     assert!(
         !names(&out).contains(&"stalled"),
         "one restart may still cure it"
     );
-    let (e, out) = decide(&e, &inputs(NOW + 20, vec![view("stalled", 2)]));
+    // The output a restarted agent prints while starting is no cure.
+    let (e, _) = decide(&e, &inputs(NOW + 410, vec![view("working", NOW + 405, 1)]));
+    let (e, out) = decide(&e, &inputs(NOW + 800, vec![view("stalled", NOW + 700, 2)]));
     let stalled: Vec<_> = out.iter().filter(|(n, _)| *n == "stalled").collect();
     assert_eq!(stalled.len(), 1);
     assert_eq!(stalled[0].1["restarts"], 2);
-    // Working again resolves it and resets the count.
-    let (e, _) = decide(&e, &inputs(NOW + 30, vec![view("working", 2)]));
+    let (e, out) = decide(&e, &inputs(NOW + 810, vec![view("working", NOW + 805, 2)]));
+    assert!(!names(&out).contains(&"stalled"), "still the same episode");
+    assert_eq!(e.open.len(), 1);
+    // Working for a while cures it and resets the count.
+    let (e, _) = decide(&e, &inputs(NOW + 900, vec![view("working", NOW + 805, 2)]));
     assert!(e.open.is_empty());
-    let (_, out) = decide(&e, &inputs(NOW + 40, vec![view("stalled", 3)]));
+    let (_, out) = decide(
+        &e,
+        &inputs(NOW + 1300, vec![view("stalled", NOW + 1200, 3)]),
+    );
     assert!(!names(&out).contains(&"stalled"));
 }
 

@@ -484,7 +484,11 @@ fn the_demo_shows_the_notification_its_sink_received() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         stdout.contains("notify: every phase is done: the sequence is complete"),
         "{stdout}"
