@@ -191,6 +191,24 @@ mod tests {
     }
 
     #[test]
+    fn an_https_url_goes_through_rustls_and_a_refused_connection_is_retryable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let body = message::Body {
+            content_type: "application/json",
+            headers: Vec::new(),
+            bytes: b"{}".to_vec(),
+        };
+        let url = format!("https://127.0.0.1:{port}/hook?token=SECRET");
+        let f = post(&url, &body, Duration::from_secs(5)).unwrap_err();
+        assert!(f.retry, "{f:?}");
+        assert!(!f.reason.contains("SECRET"), "{f:?}");
+    }
+
+    #[test]
     fn retries_back_off() {
         assert_eq!(backoff(1), Duration::from_secs(1));
         assert_eq!(backoff(2), Duration::from_secs(2));
