@@ -159,6 +159,7 @@ fn follow(
                     file.display()
                 );
             }
+            print_notifications(cfg, start);
             return Ok(Outcome::Complete);
         }
         if stop.load(Ordering::SeqCst) {
@@ -168,6 +169,32 @@ fn follow(
             return Ok(Outcome::TimedOut);
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The example's `[[notify]]` command sink appends each summary to this file.
+const NOTIFICATIONS: &str = "notifications.txt";
+
+/// Wait (5 s at most) for the notification the sequence's end sends through the example's
+/// command sink, and print what it received.
+fn print_notifications(cfg: &Config, start: chrono::DateTime<Utc>) {
+    let file = cfg.log_dir.join(NOTIFICATIONS);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ms = (Utc::now() - start).num_milliseconds().max(0);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            for line in text.lines() {
+                println!("  {}  notify: {line}", progress::clock(ms));
+            }
+        }
+        Err(_) => println!(
+            "  {}  notify: nothing arrived in {}",
+            progress::clock(ms),
+            file.display()
+        ),
     }
 }
 

@@ -41,6 +41,32 @@ pub const AUTO_ACCEPTED: &str = "auto_accepted";
 /// Login or auth failed: a person must act (logged once per episode). Fields: `agent`, `state`.
 pub const NEEDS_ATTENTION: &str = "needs_attention";
 
+/// An agent's derived state changed and held a few seconds. Fields: `agent`, `from`, `to`.
+pub const STATE_CHANGED: &str = "state_changed";
+/// A notification sink failed after its retries. Fields: `sink` (scheme and host or the
+/// command's name, never a URL's secret parts), `reason`, `events`.
+pub const NOTIFY_FAILED: &str = "notify_failed";
+/// A stall that restarts did not cure. Fields: `agent`, `restarts`, `summary`.
+pub const STALLED: &str = "stalled";
+/// A phase with no handoff commit for `phase_quiet_after`. Fields: `phase`, `quiet_secs`, `summary`.
+pub const PHASE_QUIET: &str = "phase_quiet";
+
+/// Event names DESIGN.md fixes that other parts of orch emit (hosts, pools, outbox, jobs):
+/// accepted wherever a config names events (`[[notify]].events`).
+pub const DESIGNED: &[&str] = &[
+    "host_unreachable",
+    "host_back",
+    "ping_acked",
+    "ping_lost",
+    "pool_held",
+    "pool_probe",
+    "pool_released",
+    "rotation_requested",
+    "rotated",
+    "rotation_failed",
+    "tmux_server_lost",
+];
+
 /// Every event name DESIGN.md defines.
 pub const ALL: &[&str] = &[
     AGENT_STARTED,
@@ -62,6 +88,10 @@ pub const ALL: &[&str] = &[
     GAVE_UP,
     AUTO_ACCEPTED,
     NEEDS_ATTENTION,
+    STATE_CHANGED,
+    NOTIFY_FAILED,
+    STALLED,
+    PHASE_QUIET,
 ];
 
 /// Appends events to `<log_dir>/events.jsonl`.

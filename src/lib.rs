@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod handoff;
 pub mod hooks;
 pub mod metrics;
+pub mod notify;
 pub mod phase;
 pub mod presets;
 pub mod report;

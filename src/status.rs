@@ -1,5 +1,6 @@
 //! What `orch status` shows: every agent, service and the watchdog, and the phase, gathered
 //! from one tmux call; rendered as a table or as the JSON of DESIGN.md (fields never renamed).
+pub mod attention;
 mod state;
 mod table;
 

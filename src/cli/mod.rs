@@ -11,6 +11,7 @@ mod classify;
 mod down;
 mod init;
 mod logs;
+mod notify;
 mod phase;
 mod report;
 mod status;
@@ -114,6 +115,13 @@ pub enum Verb {
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
     },
+    /// Notification sinks ([[notify]]): `test` sends a test message through each (or --sink N).
+    ///
+    /// Example: orch notify test
+    Notify {
+        #[command(subcommand)]
+        cmd: notify::NotifyCmd,
+    },
     /// The supervisor loop, in the foreground (`up` runs it in session <prefix>watchdog).
     ///
     /// Example: orch watchdog
@@ -193,6 +201,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Verb::Report { since, json, html } => {
             report::run(&load(&cli.config)?, since.as_deref(), json, html.as_deref())
         }
+        Verb::Notify { cmd } => notify::run(&load(&cli.config)?, cmd),
     }
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 pub use model::*;
 pub use problem::Problem;
 pub use raw::parse_duration;
+pub use validate::{DEFAULT_NOTIFY_EVENTS, DEFAULT_NOTIFY_TIMEOUT};
 
 use crate::{Error, Result};
 

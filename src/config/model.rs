@@ -24,6 +24,8 @@ pub struct Config {
     pub agents: Vec<Agent>,
     pub services: Vec<Service>,
     pub loop_: Option<LoopCfg>,
+    /// `[[notify]]`: the notification sinks, in file order.
+    pub notify: Vec<NotifySink>,
     /// `[defaults].grace_period`: how long services and the watchdog get after C-c.
     pub grace_period: Duration,
 }
@@ -41,6 +43,68 @@ pub struct WatchdogCfg {
     pub stall_grace: Duration,
     pub limit_probe_fallback: Duration,
     pub limit_reset_slack: Duration,
+    /// `waiting_input` longer than this needs attention (default 5 min).
+    pub attention_after: Duration,
+    /// A phase with no handoff commit for this long needs attention (default 6 h).
+    pub phase_quiet_after: Duration,
+    /// An unresolved attention episode is notified again at most this often (default 1 h).
+    pub repeat_after: Duration,
+    /// Notifications within this window go out as one message (default 30 s).
+    pub batch_window: Duration,
+}
+
+/// Where a `[[notify]]` sink delivers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotifyTarget {
+    /// POST to this http:// or https:// URL.
+    Webhook(String),
+    /// Run this argv (no shell); `{event}`, `{summary}`, `{agent}` are filled per argument.
+    Command(Vec<String>),
+}
+
+/// The body a webhook sink posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    Json,
+    Slack,
+    Discord,
+    Ntfy,
+}
+
+impl NotifyFormat {
+    pub const NAMES: &[&str] = &["json", "slack", "discord", "ntfy"];
+
+    pub fn parse(s: &str) -> Option<NotifyFormat> {
+        Some(match s {
+            "json" => NotifyFormat::Json,
+            "slack" => NotifyFormat::Slack,
+            "discord" => NotifyFormat::Discord,
+            "ntfy" => NotifyFormat::Ntfy,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NotifyFormat::Json => "json",
+            NotifyFormat::Slack => "slack",
+            NotifyFormat::Discord => "discord",
+            NotifyFormat::Ntfy => "ntfy",
+        }
+    }
+}
+
+/// One `[[notify]]` sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifySink {
+    pub target: NotifyTarget,
+    pub format: NotifyFormat,
+    /// The event names it receives.
+    pub events: Vec<String>,
+    /// Only events about these agents (events without an agent always pass); None: all.
+    pub agents: Option<Vec<String>>,
+    /// One delivery attempt's deadline (default 10 s).
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

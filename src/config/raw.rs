@@ -20,6 +20,9 @@ pub struct RawConfig {
     pub service: Vec<RawService>,
     #[serde(rename = "loop")]
     pub loop_: Option<RawLoop>,
+    /// `[[notify]]`: notification sinks.
+    #[serde(default)]
+    pub notify: Vec<RawNotify>,
     /// Backends added from the built-in presets that no `[backend.X]` table names (filled by
     /// `with_presets`; validation keeps only those an agent uses).
     #[serde(skip)]
@@ -151,6 +154,21 @@ pub struct RawWatchdog {
     pub stall_grace: Option<Seconds>,
     pub limit_probe_fallback: Option<Seconds>,
     pub limit_reset_slack: Option<Seconds>,
+    pub attention_after: Option<Seconds>,
+    pub phase_quiet_after: Option<Seconds>,
+    pub repeat_after: Option<Seconds>,
+    pub batch_window: Option<Seconds>,
+}
+
+/// `[[notify]]`: a webhook URL or a command argv, a body format, and filters.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawNotify {
+    pub webhook: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub format: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub agents: Option<Vec<String>>,
+    pub timeout: Option<Seconds>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -44,6 +44,13 @@ const WATCHDOG_KEYS: &[&str] = &[
     "stall_grace",
     "limit_probe_fallback",
     "limit_reset_slack",
+    "attention_after",
+    "phase_quiet_after",
+    "repeat_after",
+    "batch_window",
+];
+const NOTIFY_KEYS: &[&str] = &[
+    "webhook", "command", "format", "events", "agents", "timeout",
 ];
 pub const BACKEND_KEYS: &[&str] = &[
     "preset",
@@ -95,7 +102,7 @@ const HANDOFF_KEYS: &[&str] = &[
 ];
 const ON_COMPLETE_KEYS: &[&str] = &["run", "trigger_file"];
 const TOP_KEYS: &[&str] = &[
-    "defaults", "watchdog", "backend", "agent", "service", "loop", "api",
+    "defaults", "watchdog", "backend", "agent", "service", "loop", "api", "notify",
 ];
 
 /// A key the schema does not know, with where it is and the nearest known key.
@@ -147,6 +154,13 @@ pub fn unknown_keys(root: &DeTable<'_>) -> Vec<UnknownKey> {
                 }
             }
             ("loop", DeValue::Table(t)) => check_loop(t, &mut out),
+            ("notify", DeValue::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let DeValue::Table(t) = item.get_ref() {
+                        check_table(t, &format!("notify[{i}]"), NOTIFY_KEYS, &mut out);
+                    }
+                }
+            }
             _ => {}
         }
     }

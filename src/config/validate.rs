@@ -12,6 +12,10 @@ use super::raw::*;
 use super::schema::Seg;
 
 mod looping;
+mod notify;
+pub use notify::{
+    DEFAULT_EVENTS as DEFAULT_NOTIFY_EVENTS, DEFAULT_TIMEOUT as DEFAULT_NOTIFY_TIMEOUT,
+};
 mod policy;
 use policy::build_policy;
 
@@ -69,6 +73,10 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         stall_grace: dur(&w.stall_grace, secs(180)),
         limit_probe_fallback: dur(&w.limit_probe_fallback, secs(300)),
         limit_reset_slack: dur(&w.limit_reset_slack, secs(45)),
+        attention_after: dur(&w.attention_after, secs(300)),
+        phase_quiet_after: dur(&w.phase_quiet_after, secs(6 * 3600)),
+        repeat_after: dur(&w.repeat_after, secs(3600)),
+        batch_window: dur(&w.batch_window, secs(30)),
     };
     for (key, value) in [
         ("signal_interval", watchdog.signal_interval),
@@ -121,6 +129,7 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         .loop_
         .as_ref()
         .map(|l| looping::build_loop(&mut c, l, &project_dir, &agents));
+    let notify = notify::build_notify(&mut c, &raw.notify, &agents);
 
     let config = c.errors.is_empty().then(|| Config {
         path: path.to_path_buf(),
@@ -135,6 +144,7 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         agents,
         services,
         loop_,
+        notify,
         grace_period: dur(&d.agent.grace_period, secs(30)),
     });
     Built {

@@ -1,5 +1,6 @@
 //! The supervisor loop (`orch watchdog`): a light tick every `signal_interval` (handoff pings,
 //! limits, stalls, wakes) and a heavy tick every `heavy_interval` (phase advance, healing).
+mod attention;
 mod handoff_tick;
 pub mod heal;
 pub mod limit;
@@ -144,6 +145,9 @@ impl Watchdog {
         if let (Some(f), Some(c)) = (&fleet, &care) {
             self.wake_tick(f, c);
         }
+        if let Some(f) = &fleet {
+            self.attention_tick(f);
+        }
         if heavy_due {
             self.last_heavy = Some(Instant::now());
             let advanced = self.phase_tick();
@@ -192,6 +196,8 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
         let api = crate::api::ApiHandle::spawn(&wd.cfg);
         // The digest is sent once, when SEQUENCE-COMPLETE appears while this watchdog runs.
         let mut complete = wd.cfg.sequence_complete_file().exists();
+        // Notifications: a reader of the event log on its own threads; dropped (flushed) on exit.
+        let notifier = crate::notify::Notifier::spawn(&wd.cfg);
         let reason = loop {
             let mut moved = wd;
             let tick_began = Instant::now();
@@ -223,6 +229,7 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
                     }
                 });
             }
+            notifier.update(&wd.cfg);
             tokio::select! {
                 _ = tokio::time::sleep(wd.cfg.watchdog.signal_interval) => {}
                 _ = sigint.recv() => break "SIGINT",
@@ -232,6 +239,7 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
         };
         tracing::info!(reason, "watchdog stopping");
         wd.event(events::WATCHDOG_STOPPED, json!({ "reason": reason }));
+        drop(notifier);
         Ok::<_, Error>(reason)
     })?;
     drop(lock);

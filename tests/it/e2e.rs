@@ -9,7 +9,7 @@ use crate::project::{Project, loop_section, sim_backend};
 use crate::support::wait_for;
 
 /// Builder (on `builder_backend`), adversary (finds once) and the on-complete task `finisher`.
-fn agents(builder_backend: &str) -> String {
+pub(crate) fn agents(builder_backend: &str) -> String {
     format!(
         r#"
 [[agent]]
@@ -40,7 +40,7 @@ prompt = "The sequence is complete: write the release note and exit."
     )
 }
 
-const ON_COMPLETE: &str = "\n[loop.on_complete]\nrun = \"finisher\"\n";
+pub(crate) const ON_COMPLETE: &str = "\n[loop.on_complete]\nrun = \"finisher\"\n";
 
 /// A two-phase project; `builder_backend` is either "sim" or an extra backend in `extra`.
 fn two_phase_project(builder_backend: &str, extra: &str) -> Project {
@@ -126,7 +126,7 @@ fn assert_pinged_once(p: &Project, verb: &str, reason: &str, target: &str) {
 }
 
 /// Wait for SEQUENCE-COMPLETE and the finisher's done file.
-fn wait_complete(p: &Project, timeout: Duration) {
+pub(crate) fn wait_complete(p: &Project, timeout: Duration) {
     assert!(
         p.wait_events("sequence_complete", 1, timeout),
         "no sequence_complete; remote: {:#?}\nevents: {:#?}",

@@ -8,6 +8,7 @@ mod handoff;
 mod heal;
 mod loop_smoke;
 mod metrics;
+mod notify;
 mod observe;
 mod policies;
 mod presets;
