@@ -80,12 +80,31 @@ pub fn start_agent(
     agent: &Agent,
     phase: Option<&Phase>,
 ) -> Result<LaunchPlan> {
+    start_agent_by(cfg, tmux, agent, phase, "watchdog")
+}
+
+/// [`start_agent`], saying who starts it in the `agent_started` event (`by`: `up` is a fresh
+/// start, whose restart count begins at 0).
+pub fn start_agent_by(
+    cfg: &Config,
+    tmux: &Tmux,
+    agent: &Agent,
+    phase: Option<&Phase>,
+    by: &str,
+) -> Result<LaunchPlan> {
     let fingerprint = launch_fingerprint(cfg, agent, phase)?;
     if agent.worktree {
         workspace::ensure_worktree(cfg, &agent.name)
             .map_err(|e| Error::Runtime(format!("cannot prepare the worktree: {e}")))?;
     }
     let (eff, plan) = plan_agent(cfg, agent, phase)?;
+    if !plan.cwd.is_dir() {
+        return Err(Error::Config(format!(
+            "agent {}: its dir {} does not exist (orch does not create it: clone the project there, or fix `dir`)",
+            agent.name,
+            plan.cwd.display()
+        )));
+    }
     ensure_dirs(cfg)?;
     workspace::write_files(&eff, &plan.env)
         .map_err(|e| Error::Runtime(format!("cannot write the workspace files: {e}")))?;
@@ -94,6 +113,8 @@ pub fn start_agent(
     }
     state::write_atomic(&plan.kickoff_file, plan.kickoff.as_bytes())
         .map_err(|e| Error::io(&plan.kickoff_file, "writing the kickoff file", e))?;
+    // A (re)started agent's old needs-attention episode describes the process that is gone.
+    records::clear_attention(cfg, &agent.name);
     if tmux.pane_dead(&plan.session)? == Some(true) {
         stop_session_gracefully(cfg, tmux, &plan.session, agent.grace_period)?;
     }
@@ -129,13 +150,16 @@ pub fn start_agent(
         return Err(e);
     }
     records::record_start(cfg, &agent.name, &fingerprint);
+    if let Some(p) = phase.filter(|_| agent.kind == crate::config::Kind::Loop) {
+        records::update(cfg, &agent.name, |r| r.phase = Some(p.id.clone()));
+    }
     tracing::debug!(agent = %agent.name, session = %plan.session, model = %plan.model, "started");
     log_event(
         cfg,
         crate::events::AGENT_STARTED,
         serde_json::json!({
             "agent": agent.name, "session": plan.session, "model": plan.model,
-            "phase": phase.map(|p| p.id.as_str()),
+            "phase": phase.map(|p| p.id.as_str()), "by": by,
         }),
     );
     Ok(plan)
