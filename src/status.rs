@@ -12,10 +12,10 @@ use serde_json::Value;
 
 use crate::backend::model_for;
 use crate::config::{Agent, Config, Watch};
+use crate::fleet::{records, screen};
 use crate::hooks::{self, HookSummary};
 use crate::phase;
 use crate::tmux::{Fleet, PaneInfo};
-use crate::fleet::{records, screen};
 
 pub use state::{ACTIVE_WINDOW_SECS, AgentState, Derived, Lifecycle, Observation, derive_state};
 pub use table::render_table_styled;
@@ -362,8 +362,14 @@ mod tests {
     #[test]
     fn an_attention_episode_from_before_the_last_start_is_stale() {
         let start = 1_767_225_600_000;
-        assert!(!opened_since_start("2026-01-01T00:00:00Z", Some(start + 60_000)));
-        assert!(opened_since_start("2026-01-01T00:02:00Z", Some(start + 60_000)));
+        assert!(!opened_since_start(
+            "2026-01-01T00:00:00Z",
+            Some(start + 60_000)
+        ));
+        assert!(opened_since_start(
+            "2026-01-01T00:02:00Z",
+            Some(start + 60_000)
+        ));
         assert!(opened_since_start("2026-01-01T00:00:00Z", None));
         assert!(opened_since_start("garbled", Some(start)));
     }

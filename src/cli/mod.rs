@@ -144,13 +144,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Verb::Validate => validate::run(&cli.config),
         Verb::Init { dir } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from("."));
-            for f in scaffold(&dir)? {
+            let done = scaffold(&dir)?;
+            for f in &done.files {
                 println!("wrote {}", f.display());
             }
-            println!(
-                "next: edit {}, then `orch validate` and `orch up`",
-                dir.join("agents.toml").display()
-            );
+            if let Some(g) = &done.gitignore {
+                println!("added the log dir to {}", g.display());
+            }
+            println!("{}", init::next_steps(&dir, &done.name));
             Ok(ExitCode::SUCCESS)
         }
         Verb::Selftest => Ok(selftest()),

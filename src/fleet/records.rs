@@ -106,7 +106,6 @@ pub fn parked(cfg: &Config, agent: &str) -> Option<&'static str> {
     }
 }
 
-
 /// Close the agent's open needs-attention episode (it is being started again: the screen
 /// that needed a human belongs to the old process). Failures are reported only.
 pub fn clear_attention(cfg: &Config, agent: &str) {
