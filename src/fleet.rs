@@ -10,6 +10,7 @@ use crate::tmux::{Command, DeliverOptions, NewSession, Tmux, TmuxError};
 use crate::{Error, Result, events::EventLog, state, workspace};
 
 pub mod records;
+pub mod render;
 pub mod screen;
 
 /// The tmux server of this config: `ORCH_TMUX_SOCKET`, else `tmux_socket`, else the default.

@@ -76,7 +76,8 @@ pub enum Verb {
         #[arg(long)]
         json: bool,
     },
-    /// Print the end of an agent's session log; -f follows it.
+    /// Print an agent's output as text (its pane's history and screen, or its session log
+    /// rendered); -f follows the log; --raw prints the log's bytes as written.
     ///
     /// Example: orch logs builder -f -n 100
     Logs {
@@ -88,6 +89,9 @@ pub enum Verb {
         /// How many lines to print first.
         #[arg(short = 'n', long, default_value_t = 40)]
         lines: usize,
+        /// The session log's bytes (escape codes and all), not the rendered text.
+        #[arg(long)]
+        raw: bool,
     },
     /// Inspect or move the phase index.
     ///
@@ -171,7 +175,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             name,
             follow,
             lines,
-        } => logs::run(&load(&cli.config)?, &name, follow, lines),
+            raw,
+        } => logs::run(&load(&cli.config)?, &name, follow, lines, raw),
         Verb::Phase { cmd } => phase::run(&load(&cli.config)?, cmd),
     }
 }
