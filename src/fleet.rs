@@ -12,6 +12,7 @@ use crate::{Error, Result, events::EventLog, state, workspace};
 pub mod records;
 pub mod render;
 pub mod screen;
+pub mod stop;
 
 /// The tmux server of this config: `ORCH_TMUX_SOCKET`, else `tmux_socket`, else the default.
 pub fn tmux_for(cfg: &Config) -> Tmux {
@@ -282,36 +283,42 @@ pub fn stop_session(tmux: &Tmux, session: &str) -> Result<bool> {
 /// How often a graceful stop looks whether the pane's process has exited.
 const STOP_POLL: Duration = Duration::from_millis(100);
 
-/// The graceful stop every caller uses: C-c (again after 1 s, for CLIs that ask to press it
-/// twice), wait up to `grace` for the pane's process to exit, append the pane's whole
-/// scrollback to `<log_dir>/<session>.scrollback.log`, then kill the session.
-/// `false` when the session was not there.
+/// The graceful stop every caller uses: the backend's `stop_keys` (C-c by default) one at a
+/// time, again after 3 s, wait up to `grace` for the pane's process to exit, append the pane's
+/// whole scrollback to `<log_dir>/<session>.scrollback.log`, kill the session, then end every
+/// process the session started that is still there (children that detached too; see
+/// `fleet::stop::Tree`). `false` when the session was not there.
 pub fn stop_session_gracefully(
     cfg: &Config,
     tmux: &Tmux,
     session: &str,
     grace: Duration,
 ) -> Result<bool> {
-    let Some(dead) = tmux.pane_dead(session)? else {
+    let Some(pane) = tmux.fleet()?.get(session).cloned() else {
         return Ok(false);
     };
-    if !dead {
+    let tree = stop::Tree::of(cfg, session, pane.pid);
+    if !pane.dead {
         // Keep the pane once its process exits, so its scrollback can still be read.
         let prepared = tmux
             .set_remain_on_exit(session)
-            .and_then(|_| tmux.send_keys(session, &["C-c"]));
+            .and_then(|_| stop::send_stop_keys(cfg, tmux, session));
         if let Err(e) = prepared {
             // Gone in the meantime (it exited by itself): nothing left to stop.
             if matches!(e, TmuxError::NoSession { .. }) || !tmux.has_session(session)? {
+                tree.end(session);
                 return Ok(true);
             }
             return Err(e.into());
         }
         let start = Instant::now();
-        let mut second = false;
+        let mut again = false;
         loop {
             match tmux.pane_dead(session)? {
-                None => return Ok(true),
+                None => {
+                    tree.end(session);
+                    return Ok(true);
+                }
                 Some(true) => break,
                 Some(false) if start.elapsed() >= grace => {
                     tracing::info!(
@@ -323,15 +330,17 @@ pub fn stop_session_gracefully(
                 }
                 Some(false) => {}
             }
-            if !second && start.elapsed() >= Duration::from_secs(1) {
-                second = true;
-                let _ = tmux.send_keys(session, &["C-c"]);
+            if !again && start.elapsed() >= Duration::from_secs(3) {
+                again = true;
+                let _ = stop::send_stop_keys(cfg, tmux, session);
             }
             std::thread::sleep(STOP_POLL);
         }
     }
     save_scrollback(cfg, tmux, session);
-    Ok(tmux.kill_session(session)?)
+    let killed = tmux.kill_session(session)?;
+    tree.end(session);
+    Ok(killed)
 }
 
 /// Append the pane's history to `<log_dir>/<session>.scrollback.log`; failures are reported only.

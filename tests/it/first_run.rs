@@ -98,3 +98,142 @@ prompt = "hi"
     assert!(!table.contains("claude-~"), "{table}");
     assert!(table.lines().all(|l| l.chars().count() <= 80), "{table}");
 }
+
+/// An agent that leaves processes behind: a child that ignores HUP, INT and TERM, and a daemon
+/// that forked into its own session (reparented to init, like `codex app-server`) and ignores
+/// them too. Each records its pid under the log dir.
+const LEAVER: &str = r#"#!/bin/sh
+d="$ORCH_LOG_DIR"
+setsid -f sh -c 'echo $$ > "$0/$1.daemon.pid"; trap "" HUP INT TERM; exec sleep 601' "$d" "$ORCH_AGENT"
+(trap '' HUP INT TERM; exec sleep 602) &
+echo $! > "$d/$ORCH_AGENT.child.pid"
+echo $$ > "$d/$ORCH_AGENT.main.pid"
+exec sleep 600
+"#;
+
+/// An agent that quits only on the third C-c (a CLI that clears, then asks "press again").
+const THREE_INTS: &str = r#"#!/bin/sh
+n=0
+trap 'n=$((n+1)); [ "$n" -ge 3 ] && exit 0' INT
+echo ready
+while :; do sleep 0.05; done
+"#;
+
+/// Kills the pids a test's agents recorded, whatever the test's outcome.
+struct Pids(Vec<i32>);
+
+impl Drop for Pids {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            // SAFETY: kill has no memory preconditions; these are this test's processes.
+            unsafe {
+                libc::kill(*pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
+
+fn script_backend(fx: &Fx, name: &str, script: &str, extra: &str) -> String {
+    fx.write(&format!("bin/{name}.sh"), script);
+    let path = fx.root.join(format!("bin/{name}.sh"));
+    format!(
+        "[backend.{name}]\nbin = {}\nprompt_delivery = \"exec\"\nprocess_name = \"sleep\"\n{extra}\n",
+        crate::fleet::fixture::toml_str(&format!("sh {}", crate::fleet::fixture::quote(&path)))
+    )
+}
+
+#[test]
+fn down_ends_every_process_an_agent_started_including_detached_ones() {
+    let fx = Fx::new("");
+    let backend = script_backend(&fx, "leaver", LEAVER, "");
+    let mut text = std::fs::read_to_string(&fx.config).unwrap();
+    text += &backend;
+    text += "\n[[agent]]\nname = \"a\"\nbackend = \"leaver\"\ngrace_period = 20\n";
+    std::fs::write(&fx.config, text).unwrap();
+    fx.orch_ok(&["up", "a"]);
+    let pid_of = |what: &str| -> Option<i32> {
+        std::fs::read_to_string(fx.log_dir().join(format!("a.{what}.pid")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            ["main", "child", "daemon"]
+                .iter()
+                .all(|w| pid_of(w).is_some())
+        }),
+        "the agent recorded its processes"
+    );
+    let pids: Vec<i32> = ["main", "child", "daemon"]
+        .iter()
+        .filter_map(|w| pid_of(w))
+        .collect();
+    let _guard = Pids(pids.clone());
+    assert!(pids.iter().all(|p| running(*p)), "{pids:?}");
+    let began = std::time::Instant::now();
+    let out = fx.orch_ok(&["down", "a"]);
+    let took = began.elapsed();
+    assert!(out.contains("stopping a"), "says what it waits for: {out}");
+    assert!(out.contains("stopped a (x-a)"), "{out}");
+    let left: Vec<i32> = pids.iter().copied().filter(|p| running(*p)).collect();
+    assert!(
+        left.is_empty(),
+        "processes left after down: {left:?} of {pids:?}"
+    );
+    assert!(took < Duration::from_secs(12), "down took {took:?}");
+}
+
+#[test]
+fn down_sends_the_backend_stop_keys_and_stops_agents_in_parallel() {
+    let fx = Fx::new("");
+    let quick = script_backend(
+        &fx,
+        "quick",
+        THREE_INTS,
+        r#"stop_keys = ["C-c", "C-c", "C-c"]"#,
+    );
+    let deaf = script_backend(&fx, "deaf", "#!/bin/sh\ntrap '' INT\nexec sleep 600\n", "");
+    let mut text = std::fs::read_to_string(&fx.config).unwrap();
+    text += &quick;
+    text += &deaf;
+    text += "\n[[agent]]\nname = \"q\"\nbackend = \"quick\"\ngrace_period = 20\n";
+    for name in ["d1", "d2"] {
+        text += &format!("\n[[agent]]\nname = \"{name}\"\nbackend = \"deaf\"\ngrace_period = 6\n");
+    }
+    std::fs::write(&fx.config, text).unwrap();
+    fx.orch_ok(&["up", "q", "d1", "d2"]);
+    assert!(wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(fx.log_dir().join("x-q.log")).is_ok_and(|t| t.contains("ready"))
+    }));
+    // The quitting keys: three C-c at once, so `q` is gone well before its 20 s grace (one C-c,
+    // then another after 3 s, would leave it running to the end of it).
+    let began = std::time::Instant::now();
+    let out = fx.orch_ok(&["down", "q"]);
+    assert!(
+        began.elapsed() < Duration::from_millis(2500),
+        "{:?}: {out}",
+        began.elapsed()
+    );
+    // Two agents that ignore C-c wait out their 6 s grace side by side, and down says so.
+    let began = std::time::Instant::now();
+    let out = fx.orch_ok(&["down"]);
+    let took = began.elapsed();
+    assert!(took >= Duration::from_secs(6), "{took:?}");
+    assert!(
+        took < Duration::from_secs(11),
+        "in parallel: {took:?}: {out}"
+    );
+    assert!(out.contains("stopping d1, d2"), "{out}");
+    assert!(out.contains("still waiting for d1, d2"), "{out}");
+    assert!(fx.sessions().is_empty(), "{:?}", fx.sessions());
+}
