@@ -237,3 +237,115 @@ fn down_sends_the_backend_stop_keys_and_stops_agents_in_parallel() {
     assert!(out.contains("still waiting for d1, d2"), "{out}");
     assert!(fx.sessions().is_empty(), "{:?}", fx.sessions());
 }
+
+fn status_of(fx: &Fx, agent: &str) -> Value {
+    let json: Value = serde_json::from_str(&stdout(fx, &["status", "--json"])).unwrap();
+    json["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == agent)
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn a_fresh_up_clears_old_attention_and_counts_restarts_anew() {
+    let fx = Fx::new("\n[[agent]]\nname = \"a\"\nprompt = \"hi\"\n");
+    fx.orch_ok(&["up", "a"]);
+    // What a watchdog left from the last run: a login episode and two heals.
+    let an_hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    std::fs::write(
+        fx.state_dir().join("attention.json"),
+        format!(r#"{{"a": {{"state": "login_required", "since": "{an_hour_ago}"}}}}"#),
+    )
+    .unwrap();
+    let mut events = std::fs::read_to_string(fx.log_dir().join("events.jsonl")).unwrap();
+    for _ in 0..2 {
+        events += &format!(
+            "{{\"ts\":\"{}\",\"event\":\"healed\",\"agent\":\"a\",\"reason\":\"gone\"}}\n",
+            chrono::Utc::now().to_rfc3339()
+        );
+    }
+    std::fs::write(fx.log_dir().join("events.jsonl"), events).unwrap();
+    let before = status_of(&fx, "a");
+    assert_eq!(before["restarts"], 2, "{before}");
+    fx.orch_ok(&["down", "a"]);
+    fx.orch_ok(&["up", "a"]);
+    let after = status_of(&fx, "a");
+    assert_eq!(after["restarts"], 0, "a fresh up is a fresh count: {after}");
+    assert_eq!(after["last_heal_reason"], Value::Null, "{after}");
+    assert_eq!(after["needs_attention"], Value::Null, "{after}");
+    let open = std::fs::read_to_string(fx.state_dir().join("attention.json")).unwrap();
+    assert!(
+        !open.contains("\"a\""),
+        "the episode was closed at the start: {open}"
+    );
+}
+
+#[test]
+fn phase_next_while_the_loops_run_moves_them_and_logs_it() {
+    let fx = Fx::new(
+        r#"
+[watchdog]
+signal_interval = 1
+heavy_interval = 1
+
+[[agent]]
+name = "builder"
+kind = "loop"
+role = "builder"
+
+[loop]
+roles_dir = "prompts"
+phases = [
+  { id = "p1", plan = "plans/p1.md", status = "p1-STATUS.md" },
+  { id = "p2", plan = "plans/p2.md", status = "p2-STATUS.md" },
+]
+"#,
+    );
+    fx.write("prompts/builder.md", "build\n");
+    fx.orch_ok(&["up"]);
+    let phase_env = |fx: &Fx| {
+        fx.env("builder")
+            .into_iter()
+            .find(|(k, _)| k == "ORCH_PHASE")
+            .map(|(_, v)| v)
+    };
+    assert_eq!(phase_env(&fx).as_deref(), Some("p1"));
+    std::fs::remove_file(fx.log_dir().join("builder.done")).unwrap();
+    let out = fx.orch_ok(&["phase", "next"]);
+    assert!(
+        out.contains("the watchdog moves the running loops"),
+        "{out}"
+    );
+    let events = fx.log_dir().join("events.jsonl");
+    let moved = || -> Option<Value> {
+        std::fs::read_to_string(&events)
+            .ok()?
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| e["event"] == "phase_advanced")
+    };
+    assert!(
+        wait_for(Duration::from_secs(15), || moved().is_some()),
+        "no phase_advanced: {:?}",
+        std::fs::read_to_string(&events)
+    );
+    let e = moved().unwrap();
+    assert_eq!(
+        (&e["from"], &e["to"], &e["by"]),
+        (
+            &Value::from("p1"),
+            &Value::from("p2"),
+            &Value::from("human")
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        phase_env(&fx).as_deref(),
+        Some("p2"),
+        "restarted on the new phase"
+    );
+    fx.orch_ok(&["down"]);
+}
