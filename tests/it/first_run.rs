@@ -349,3 +349,50 @@ phases = [
     );
     fx.orch_ok(&["down"]);
 }
+
+#[test]
+fn the_readme_real_project_example_validates_once_its_steps_are_done() {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme.find("## Pointing it at a real project").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    assert!(example.contains(r#"auto_accept = ["trust", "bypass-permissions"]"#));
+    assert!(
+        !example.contains("\nmodel ="),
+        "no model forced on other backends"
+    );
+    let fx = crate::gitfix::GitFixture::new();
+    let project = fx.clone("myproj");
+    for role in ["kickoff", "builder", "adversary"] {
+        std::fs::create_dir_all(project.join("prompts")).unwrap();
+        std::fs::write(project.join(format!("prompts/{role}.md")), "x {role}\n").unwrap();
+    }
+    std::fs::write(project.join("agents.toml"), example).unwrap();
+    let validate = || {
+        crate::support::orch_cmd(
+            &project.join("agents.toml"),
+            "orch-readme-unused",
+            &project,
+            &["validate"],
+        )
+        .output()
+        .unwrap()
+    };
+    let out = validate();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("docs/p1-plan.md") && err.contains("myproj-builder"),
+        "{err}"
+    );
+    fx.clone("myproj-builder");
+    fx.clone("myproj-adversary");
+    std::fs::create_dir_all(project.join("docs")).unwrap();
+    std::fs::write(project.join("docs/p1-plan.md"), "# p1\n").unwrap();
+    let out = validate();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
