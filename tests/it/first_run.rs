@@ -314,6 +314,10 @@ phases = [
     };
     assert_eq!(phase_env(&fx).as_deref(), Some("p1"));
     std::fs::remove_file(fx.log_dir().join("builder.done")).unwrap();
+    let events = fx.log_dir().join("events.jsonl");
+    assert!(wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&events).is_ok_and(|t| t.contains("watchdog_started"))
+    }));
     let out = fx.orch_ok(&["phase", "next"]);
     assert!(
         out.contains("the watchdog moves the running loops"),
