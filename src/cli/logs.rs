@@ -1,6 +1,5 @@
-//! `orch logs NAME [-f] [-n N] [--raw]`: an agent's (or service's) output as readable text:
-//! the pane's history and screen while its session runs, else its session log rendered the way
-//! a terminal would show it; `--raw` prints the log's bytes as tmux's pipe-pane wrote them.
+//! `orch logs NAME [-f] [-n N] [--raw]`: an agent's output as text (its pane's history and
+//! screen while it runs, else its session log rendered); `--raw` prints the log's bytes.
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::process::ExitCode;
 use std::time::Duration;

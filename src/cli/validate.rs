@@ -1,6 +1,5 @@
-//! `orch validate`: load the config strictly and report every problem, or say it is fine.
-//! Unknown keys are errors here, while `up` and `watchdog` only warn about them. Once the file
-//! is valid, what it names on disk is checked too (agent dirs and clones, plans, the handoff repo).
+//! `orch validate`: load the config strictly (unknown keys are errors here, warnings elsewhere),
+//! then check what it names on disk; report every problem, or say it is fine.
 use std::path::Path;
 use std::process::ExitCode;
 
