@@ -297,7 +297,8 @@ pub fn stop_session_gracefully(
     let Some(pane) = tmux.fleet()?.get(session).cloned() else {
         return Ok(false);
     };
-    let tree = stop::Tree::of(cfg, session, pane.pid);
+    // A dead pane's pid may be another process's by now: only a live one names the tree.
+    let tree = stop::Tree::of(cfg, session, pane.pid.filter(|_| !pane.dead));
     if !pane.dead {
         // Keep the pane once its process exits, so its scrollback can still be read.
         let prepared = tmux
