@@ -199,3 +199,63 @@ fn sanitize(name: &str) -> String {
         .trim_matches('-')
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_dir_is_added_to_gitignore_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".gitignore");
+        std::fs::write(&path, "target").unwrap();
+        assert_eq!(
+            ignore_log_dir(dir.path(), ".orch").unwrap(),
+            Some(path.clone())
+        );
+        assert_eq!(ignore_log_dir(dir.path(), ".orch").unwrap(), None);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("target\n"), "{text}");
+        assert_eq!(text.matches("/.orch/").count(), 1, "{text}");
+        // A line that already ignores it, in any spelling, is enough.
+        std::fs::write(&path, ".orch\n").unwrap();
+        assert_eq!(ignore_log_dir(dir.path(), ".orch").unwrap(), None);
+    }
+
+    #[test]
+    fn claude_code_agents_accept_the_dialogs_its_flags_bring_up() {
+        assert_eq!(
+            first_run_dialogs("claude-code"),
+            ["trust", "bypass-permissions"]
+        );
+        assert_eq!(first_run_dialogs("codex"), ["trust"]);
+        assert!(first_run_dialogs("opencode").is_empty());
+    }
+
+    #[test]
+    fn the_starter_config_loads_with_no_model_for_any_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let done = scaffold(dir.path()).unwrap();
+        let text = std::fs::read_to_string(&done.files[0]).unwrap();
+        // The adversary on codex, as a user would switch it: still no model forced on it.
+        let text = text.replacen(
+            "name = \"adversary\"\n",
+            "name = \"adversary\"\nbackend = \"codex\"\nauto_accept = [\"trust\"]\n",
+            1,
+        );
+        let text = text.replacen(
+            "watch = \"heal+stall\"\nauto_accept = [\"trust\", \"bypass-permissions\"]\n\n[loop]",
+            "watch = \"heal+stall\"\n\n[loop]",
+            1,
+        );
+        let cfg =
+            crate::config::load_str(&text, &done.files[0], crate::config::LoadOptions::STRICT)
+                .unwrap()
+                .config;
+        for a in &cfg.agents {
+            assert_eq!(a.model, "", "{}", a.name);
+        }
+        assert_eq!(cfg.agent("adversary").unwrap().backend, "codex");
+        assert!(cfg.tmux_socket.is_some());
+    }
+}
