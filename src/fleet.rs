@@ -141,7 +141,14 @@ pub fn start_agent_by(
         .as_ref()
         .map(|boot| deliver_boot(tmux, &plan.session, boot))
     {
-        if !tmux.has_session(&plan.session).unwrap_or(true) {
+        // A session that is going away can still be listed for a moment (its capture then
+        // fails with "no current target"): look again before calling it anything but an exit.
+        let gone = || !matches!(tmux.pane_dead(&plan.session), Ok(Some(false)));
+        let exited = gone() || {
+            std::thread::sleep(Duration::from_millis(200));
+            gone()
+        };
+        if exited {
             return Err(Error::Runtime(format!(
                 "agent {} exited while starting, before its kickoff could be typed (its screen is in {})",
                 agent.name,
