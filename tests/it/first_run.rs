@@ -220,7 +220,7 @@ fn down_sends_the_backend_stop_keys_and_stops_agents_in_parallel() {
     let began = std::time::Instant::now();
     let out = fx.orch_ok(&["down", "q"]);
     assert!(
-        began.elapsed() < Duration::from_millis(2500),
+        began.elapsed() < Duration::from_secs(10),
         "{:?}: {out}",
         began.elapsed()
     );
