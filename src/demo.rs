@@ -15,6 +15,13 @@ use crate::config::{Config, LoadOptions};
 use crate::tmux::Tmux;
 use crate::{Error, Result};
 
+/// Build the demo's project in `root` (existing and empty: a bare remote, the watchdog's and
+/// each agent's clone, plans, prompts and the config); returns the config's path. Tests use it
+/// to check the shipped example against the layout it describes.
+pub fn create_project(root: &Path, socket: &str, exe: &Path) -> Result<PathBuf> {
+    project::create(root, socket, exe)
+}
+
 /// Options of `orch demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {

@@ -10,7 +10,9 @@ use crate::tmux::{Command, DeliverOptions, NewSession, Tmux, TmuxError};
 use crate::{Error, Result, events::EventLog, state, workspace};
 
 pub mod records;
+pub mod render;
 pub mod screen;
+pub mod stop;
 
 /// The tmux server of this config: `ORCH_TMUX_SOCKET`, else `tmux_socket`, else the default.
 pub fn tmux_for(cfg: &Config) -> Tmux {
@@ -80,12 +82,31 @@ pub fn start_agent(
     agent: &Agent,
     phase: Option<&Phase>,
 ) -> Result<LaunchPlan> {
+    start_agent_by(cfg, tmux, agent, phase, "watchdog")
+}
+
+/// [`start_agent`], saying who starts it in the `agent_started` event (`by`: `up` is a fresh
+/// start, whose restart count begins at 0).
+pub fn start_agent_by(
+    cfg: &Config,
+    tmux: &Tmux,
+    agent: &Agent,
+    phase: Option<&Phase>,
+    by: &str,
+) -> Result<LaunchPlan> {
     let fingerprint = launch_fingerprint(cfg, agent, phase)?;
     if agent.worktree {
         workspace::ensure_worktree(cfg, &agent.name)
             .map_err(|e| Error::Runtime(format!("cannot prepare the worktree: {e}")))?;
     }
     let (eff, plan) = plan_agent(cfg, agent, phase)?;
+    if !plan.cwd.is_dir() {
+        return Err(Error::Config(format!(
+            "agent {}: its dir {} does not exist (orch does not create it: clone the project there, or fix `dir`)",
+            agent.name,
+            plan.cwd.display()
+        )));
+    }
     ensure_dirs(cfg)?;
     workspace::write_files(&eff, &plan.env)
         .map_err(|e| Error::Runtime(format!("cannot write the workspace files: {e}")))?;
@@ -94,6 +115,8 @@ pub fn start_agent(
     }
     state::write_atomic(&plan.kickoff_file, plan.kickoff.as_bytes())
         .map_err(|e| Error::io(&plan.kickoff_file, "writing the kickoff file", e))?;
+    // A (re)started agent's old needs-attention episode describes the process that is gone.
+    records::clear_attention(cfg, &agent.name);
     if tmux.pane_dead(&plan.session)? == Some(true) {
         stop_session_gracefully(cfg, tmux, &plan.session, agent.grace_period)?;
     }
@@ -118,7 +141,14 @@ pub fn start_agent(
         .as_ref()
         .map(|boot| deliver_boot(tmux, &plan.session, boot))
     {
-        if !tmux.has_session(&plan.session).unwrap_or(true) {
+        // A session that is going away can still be listed for a moment (its capture then
+        // fails with "no current target"): look again before calling it anything but an exit.
+        let gone = || !matches!(tmux.pane_dead(&plan.session), Ok(Some(false)));
+        let exited = gone() || {
+            std::thread::sleep(Duration::from_millis(200));
+            gone()
+        };
+        if exited {
             return Err(Error::Runtime(format!(
                 "agent {} exited while starting, before its kickoff could be typed (its screen is in {})",
                 agent.name,
@@ -129,13 +159,16 @@ pub fn start_agent(
         return Err(e);
     }
     records::record_start(cfg, &agent.name, &fingerprint);
+    if let Some(p) = phase.filter(|_| agent.kind == crate::config::Kind::Loop) {
+        records::update(cfg, &agent.name, |r| r.phase = Some(p.id.clone()));
+    }
     tracing::debug!(agent = %agent.name, session = %plan.session, model = %plan.model, "started");
     log_event(
         cfg,
         crate::events::AGENT_STARTED,
         serde_json::json!({
             "agent": agent.name, "session": plan.session, "model": plan.model,
-            "phase": phase.map(|p| p.id.as_str()),
+            "phase": phase.map(|p| p.id.as_str()), "by": by,
         }),
     );
     Ok(plan)
@@ -257,36 +290,43 @@ pub fn stop_session(tmux: &Tmux, session: &str) -> Result<bool> {
 /// How often a graceful stop looks whether the pane's process has exited.
 const STOP_POLL: Duration = Duration::from_millis(100);
 
-/// The graceful stop every caller uses: C-c (again after 1 s, for CLIs that ask to press it
-/// twice), wait up to `grace` for the pane's process to exit, append the pane's whole
-/// scrollback to `<log_dir>/<session>.scrollback.log`, then kill the session.
-/// `false` when the session was not there.
+/// The graceful stop every caller uses: the backend's `stop_keys` (C-c by default) one at a
+/// time, again after 3 s, wait up to `grace` for the pane's process to exit, append the pane's
+/// whole scrollback to `<log_dir>/<session>.scrollback.log`, kill the session, then end every
+/// process the session started that is still there (children that detached too; see
+/// `fleet::stop::Tree`). `false` when the session was not there.
 pub fn stop_session_gracefully(
     cfg: &Config,
     tmux: &Tmux,
     session: &str,
     grace: Duration,
 ) -> Result<bool> {
-    let Some(dead) = tmux.pane_dead(session)? else {
+    let Some(pane) = tmux.fleet()?.get(session).cloned() else {
         return Ok(false);
     };
-    if !dead {
+    // A dead pane's pid may be another process's by now: only a live one names the tree.
+    let tree = stop::Tree::of(cfg, session, pane.pid.filter(|_| !pane.dead));
+    if !pane.dead {
         // Keep the pane once its process exits, so its scrollback can still be read.
         let prepared = tmux
             .set_remain_on_exit(session)
-            .and_then(|_| tmux.send_keys(session, &["C-c"]));
+            .and_then(|_| stop::send_stop_keys(cfg, tmux, session));
         if let Err(e) = prepared {
             // Gone in the meantime (it exited by itself): nothing left to stop.
             if matches!(e, TmuxError::NoSession { .. }) || !tmux.has_session(session)? {
+                tree.end(session);
                 return Ok(true);
             }
             return Err(e.into());
         }
         let start = Instant::now();
-        let mut second = false;
+        let mut again = false;
         loop {
             match tmux.pane_dead(session)? {
-                None => return Ok(true),
+                None => {
+                    tree.end(session);
+                    return Ok(true);
+                }
                 Some(true) => break,
                 Some(false) if start.elapsed() >= grace => {
                     tracing::info!(
@@ -298,15 +338,17 @@ pub fn stop_session_gracefully(
                 }
                 Some(false) => {}
             }
-            if !second && start.elapsed() >= Duration::from_secs(1) {
-                second = true;
-                let _ = tmux.send_keys(session, &["C-c"]);
+            if !again && start.elapsed() >= Duration::from_secs(3) {
+                again = true;
+                let _ = stop::send_stop_keys(cfg, tmux, session);
             }
             std::thread::sleep(STOP_POLL);
         }
     }
     save_scrollback(cfg, tmux, session);
-    Ok(tmux.kill_session(session)?)
+    let killed = tmux.kill_session(session)?;
+    tree.end(session);
+    Ok(killed)
 }
 
 /// Append the pane's history to `<log_dir>/<session>.scrollback.log`; failures are reported only.

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod phase;
 pub mod presets;
 pub mod report;
+pub mod proctree;
 pub mod secrets;
 pub mod sim;
 pub mod state;

@@ -59,8 +59,8 @@ pub struct AgentReport {
     pub needs_attention: Option<String>,
     /// working | idle | waiting_input | held | stalled | dead | stopped | gave_up.
     pub state: &'static str,
-    /// For `held`: the end of the usage-limit hold (Unix seconds).
-    pub until: Option<f64>,
+    /// RFC 3339: for `held`, the end of the usage-limit hold.
+    pub until: Option<String>,
     /// RFC 3339: when the current state began (null when unknown).
     pub since: Option<String>,
     /// RFC 3339: the last pane output or hook record.
@@ -122,7 +122,10 @@ pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
                 running: pane.is_some(),
                 command: pane.map(|p| p.command.clone()).unwrap_or_default(),
                 pid: pane.and_then(|p| p.pid),
-                needs_attention: attention.get(&a.name).map(|x| x.state.clone()),
+                needs_attention: attention
+                    .get(&a.name)
+                    .filter(|x| opened_since_start(&x.since, record.started_at))
+                    .map(|x| x.state.clone()),
                 state: "stopped",
                 until: None,
                 since: None,
@@ -214,7 +217,7 @@ fn observe_agent(
     let d = derive_state(&obs);
     r.state = d.state.as_str();
     if let AgentState::Held { until } = d.state {
-        r.until = Some(until);
+        r.until = rfc3339(until.floor() as i64);
     }
     r.since = d.since.and_then(rfc3339);
     r.last_activity_at = match (obs.pane_activity, summary.last_at) {
@@ -229,6 +232,15 @@ fn observe_agent(
     r.last_tool = summary.last_tool;
     r.last_tool_at = summary.last_tool_at.and_then(rfc3339);
     r.tool_counts = summary.tool_counts;
+}
+
+/// An attention episode opened at `since` (RFC 3339) still describes the process started at
+/// `started_ms` (Unix ms): one from before the last (re)start is stale.
+fn opened_since_start(since: &str, started_ms: Option<i64>) -> bool {
+    match (DateTime::parse_from_rfc3339(since), started_ms) {
+        (Ok(t), Some(start)) => t.timestamp_millis() >= start - 1000,
+        _ => true,
+    }
 }
 
 /// Unix seconds as RFC 3339 (UTC).
@@ -274,7 +286,14 @@ impl EventHistory {
                 .map(|t| t.timestamp());
             let entry = h.agents.entry(agent.to_string()).or_default();
             let lifecycle = match name {
-                crate::events::AGENT_STARTED => Some(Lifecycle::Started),
+                crate::events::AGENT_STARTED => {
+                    // A fresh `up` (after `down`, or of a dead agent) counts restarts anew.
+                    if e.get("by").and_then(Value::as_str) == Some("up") {
+                        entry.restarts = 0;
+                        entry.last_heal_reason = None;
+                    }
+                    Some(Lifecycle::Started)
+                }
                 crate::events::AGENT_STOPPED => Some(Lifecycle::Stopped),
                 crate::events::HEALED => {
                     entry.restarts += 1;
@@ -320,6 +339,9 @@ mod tests {
                 "{\"ts\":\"2026-01-01T00:02:00Z\",\"event\":\"healed\",\"agent\":\"b\",\"reason\":\"stall\"}\n",
                 "{\"ts\":\"2026-01-01T00:03:00Z\",\"event\":\"limit_hit\",\"agent\":\"b\",\"until\":1}\n",
                 "{\"ts\":\"2026-01-01T00:04:00Z\",\"event\":\"agent_stopped\",\"agent\":\"a\"}\n",
+                "{\"ts\":\"2026-01-01T00:05:00Z\",\"event\":\"healed\",\"agent\":\"c\",\"reason\":\"gone\"}\n",
+                "{\"ts\":\"2026-01-01T00:06:00Z\",\"event\":\"agent_started\",\"agent\":\"c\",\"by\":\"up\"}\n",
+                "{\"ts\":\"2026-01-01T00:07:00Z\",\"event\":\"agent_started\",\"agent\":\"c\",\"by\":\"watchdog\"}\n",
             ),
         )
         .unwrap();
@@ -333,6 +355,24 @@ mod tests {
             h.agents["a"].lifecycle.map(|l| l.0),
             Some(Lifecycle::Stopped)
         );
+        // A fresh `up` starts the count over; the watchdog's own starts do not.
+        assert_eq!(h.agents["c"].restarts, 0);
+        assert_eq!(h.agents["c"].last_heal_reason, None);
+    }
+
+    #[test]
+    fn an_attention_episode_from_before_the_last_start_is_stale() {
+        let start = 1_767_225_600_000;
+        assert!(!opened_since_start(
+            "2026-01-01T00:00:00Z",
+            Some(start + 60_000)
+        ));
+        assert!(opened_since_start(
+            "2026-01-01T00:02:00Z",
+            Some(start + 60_000)
+        ));
+        assert!(opened_since_start("2026-01-01T00:00:00Z", None));
+        assert!(opened_since_start("garbled", Some(start)));
     }
 
     #[test]

@@ -23,23 +23,92 @@ pub fn run(cfg: &Config, names: &[String], clean: bool) -> Result<ExitCode> {
         let stopped = fleet::stop_session_gracefully(cfg, &tmux, &session, cfg.grace_period);
         report("watchdog", &session, stopped)?;
     }
-    // Then everything else at once: each waits out its own grace period in parallel.
+    // Then everything else at once: each waits out its own grace period in parallel, and each
+    // line is printed as soon as that one is stopped.
     let agents: Vec<_> = cfg.agents.iter().filter(|a| wanted(&a.name)).collect();
     let services: Vec<_> = cfg.services.iter().filter(|s| wanted(&s.name)).collect();
+    let running = tmux.fleet().unwrap_or_default();
+    let live = |session: &str| running.get(session).is_some();
+    let waiting: Vec<(String, std::time::Duration)> = agents
+        .iter()
+        .filter(|a| live(&a.session))
+        .map(|a| (a.name.clone(), a.grace_period))
+        .chain(
+            services
+                .iter()
+                .filter(|s| live(&s.session))
+                .map(|s| (s.name.clone(), cfg.grace_period)),
+        )
+        .collect();
+    if !waiting.is_empty() {
+        let longest = waiting.iter().map(|w| w.1).max().unwrap_or_default();
+        let names: Vec<&str> = waiting.iter().map(|w| w.0.as_str()).collect();
+        println!(
+            "stopping {} (in parallel: each gets its quit keys, then up to {} s before a kill)",
+            names.join(", "),
+            longest.as_secs()
+        );
+    }
+    let pending = std::sync::Mutex::new(
+        waiting
+            .iter()
+            .map(|w| w.0.clone())
+            .collect::<std::collections::BTreeSet<String>>(),
+    );
+    let started = std::time::Instant::now();
+    let finish = |name: &str, session: &str, stopped: &Result<bool>| {
+        if let Ok(mut p) = pending.lock() {
+            p.remove(name);
+        }
+        match stopped {
+            Ok(true) => println!(
+                "stopped {name} ({session}) after {:.1} s",
+                started.elapsed().as_secs_f64()
+            ),
+            Ok(false) if !names.is_empty() => println!("{name} was not running ({session})"),
+            _ => {}
+        }
+    };
     let results = std::thread::scope(|scope| {
         let tmux = &tmux;
+        let finish = &finish;
         let agent_jobs: Vec<_> = agents
             .iter()
-            .map(|a| scope.spawn(move || fleet::stop_agent(cfg, tmux, a)))
+            .map(|a| {
+                scope.spawn(move || {
+                    let r = fleet::stop_agent(cfg, tmux, a);
+                    finish(&a.name, &a.session, &r);
+                    r
+                })
+            })
             .collect();
         let service_jobs: Vec<_> = services
             .iter()
             .map(|s| {
                 scope.spawn(move || {
-                    fleet::stop_session_gracefully(cfg, tmux, &s.session, cfg.grace_period)
+                    let r = fleet::stop_session_gracefully(cfg, tmux, &s.session, cfg.grace_period);
+                    finish(&s.name, &s.session, &r);
+                    r
                 })
             })
             .collect();
+        // Say what is still awaited every 5 s.
+        let mut next_note = std::time::Duration::from_secs(5);
+        while !agent_jobs.iter().all(|h| h.is_finished())
+            || !service_jobs.iter().all(|h| h.is_finished())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if started.elapsed() >= next_note {
+                next_note += std::time::Duration::from_secs(5);
+                let left: Vec<String> = pending
+                    .lock()
+                    .map(|p| p.iter().cloned().collect())
+                    .unwrap_or_default();
+                if !left.is_empty() {
+                    println!("still waiting for {} to exit", left.join(", "));
+                }
+            }
+        }
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<bool>>| {
             h.join()
                 .unwrap_or_else(|_| Err(crate::Error::Runtime("a stopping thread panicked".into())))
@@ -51,20 +120,20 @@ pub fn run(cfg: &Config, names: &[String], clean: bool) -> Result<ExitCode> {
     let (agent_results, service_results) = results;
     let mut first_error = None;
     for (a, stopped) in agents.iter().zip(agent_results) {
-        let was = matches!(stopped, Ok(true));
-        if let Err(e) = report(&a.name, &a.session, stopped) {
-            first_error.get_or_insert(e);
-        }
-        if was {
-            fleet::log_event(
+        match stopped {
+            Ok(true) => fleet::log_event(
                 cfg,
                 crate::events::AGENT_STOPPED,
                 serde_json::json!({"agent": a.name, "session": a.session, "by": "down"}),
-            );
+            ),
+            Ok(false) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
     }
-    for (s, stopped) in services.iter().zip(service_results) {
-        if let Err(e) = report(&s.name, &s.session, stopped) {
+    for stopped in service_results {
+        if let Err(e) = stopped {
             first_error.get_or_insert(e);
         }
     }

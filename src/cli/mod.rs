@@ -78,7 +78,8 @@ pub enum Verb {
         #[arg(long)]
         json: bool,
     },
-    /// Print the end of an agent's session log; -f follows it.
+    /// Print an agent's output as text (its pane's history and screen, or its session log
+    /// rendered); -f follows the log; --raw prints the log's bytes as written.
     ///
     /// Example: orch logs builder -f -n 100
     Logs {
@@ -90,6 +91,9 @@ pub enum Verb {
         /// How many lines to print first.
         #[arg(short = 'n', long, default_value_t = 40)]
         lines: usize,
+        /// The session log's bytes (escape codes and all), not the rendered text.
+        #[arg(long)]
+        raw: bool,
     },
     /// Inspect or move the phase index.
     ///
@@ -170,13 +174,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Verb::Validate => validate::run(&cli.config),
         Verb::Init { dir } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from("."));
-            for f in scaffold(&dir)? {
+            let done = scaffold(&dir)?;
+            for f in &done.files {
                 println!("wrote {}", f.display());
             }
-            println!(
-                "next: edit {}, then `orch validate` and `orch up`",
-                dir.join("agents.toml").display()
-            );
+            if let Some(g) = &done.gitignore {
+                println!("added the log dir to {}", g.display());
+            }
+            println!("{}", init::next_steps(&dir, &done.name));
             Ok(ExitCode::SUCCESS)
         }
         Verb::Selftest => Ok(selftest()),
@@ -196,7 +201,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             name,
             follow,
             lines,
-        } => logs::run(&load(&cli.config)?, &name, follow, lines),
+            raw,
+        } => logs::run(&load(&cli.config)?, &name, follow, lines, raw),
         Verb::Phase { cmd } => phase::run(&load(&cli.config)?, cmd),
         Verb::Report { since, json, html } => {
             report::run(&load(&cli.config)?, since.as_deref(), json, html.as_deref())

@@ -1,5 +1,6 @@
 //! `orch phase [show|next|set N]`: inspect or move the phase index (bounds-checked).
-//! Moving it does not restart the loops; the watchdog starts them on the new phase.
+//! Moving it while the loops run: the watchdog moves them to the new phase on its next tick
+//! and logs `phase_advanced` with `by: "human"`.
 use std::process::ExitCode;
 
 use crate::config::Config;
@@ -52,11 +53,29 @@ pub fn run(cfg: &Config, cmd: Option<PhaseCmd>) -> Result<ExitCode> {
             }
             let p = phase::set_index(cfg, idx + 1)?;
             println!("phase index now {} ({})", idx + 1, p.id);
+            say_what_follows(cfg);
         }
         PhaseCmd::Set { index } => {
             let p = phase::set_index(cfg, index)?;
             println!("phase index now {index} ({})", p.id);
+            say_what_follows(cfg);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What happens to running loops after a move: the watchdog restarts them on the new phase.
+fn say_what_follows(cfg: &Config) {
+    let tmux = crate::fleet::tmux_for(cfg);
+    let Ok(fleet) = tmux.fleet() else { return };
+    let loops_run = cfg.loop_agents().any(|a| fleet.contains(&a.session));
+    match (loops_run, fleet.contains(&cfg.watchdog_session())) {
+        (true, true) => println!(
+            "the watchdog moves the running loops to it on its next tick (event phase_advanced, by human)"
+        ),
+        (true, false) => println!(
+            "the loops still run on the old phase and no watchdog runs: `orch up watchdog` moves them"
+        ),
+        _ => {}
+    }
 }

@@ -44,7 +44,7 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
             );
             continue;
         }
-        let plan = match fleet::start_agent(cfg, &tmux, agent, current) {
+        let plan = match fleet::start_agent_by(cfg, &tmux, agent, current, "up") {
             Ok(plan) => plan,
             Err(e) => {
                 failures.push(e);

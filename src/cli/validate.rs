@@ -1,10 +1,10 @@
-//! `orch validate`: load the config strictly and report every problem, or say it is fine.
-//! Unknown keys are errors here, while `up` and `watchdog` only warn about them.
+//! `orch validate`: load the config strictly (unknown keys are errors here, warnings elsewhere),
+//! then check what it names on disk; report every problem, or say it is fine.
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::Result;
 use crate::config::{self, LoadOptions};
+use crate::{Error, Result, phase};
 
 pub fn run(path: &Path) -> Result<ExitCode> {
     let loaded = config::load(path, LoadOptions::STRICT)?;
@@ -12,6 +12,15 @@ pub fn run(path: &Path) -> Result<ExitCode> {
         eprintln!("warning: {w}");
     }
     let c = &loaded.config;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read config {}: {e}", path.display())))?;
+    let on_disk = config::check_paths(c, &text, phase::current_index(c));
+    for w in &on_disk.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !on_disk.errors.is_empty() {
+        return Err(Error::Config(on_disk.errors.join("\n")));
+    }
     println!(
         "{}: ok ({} agents, {} services, {} backends, {} phases)",
         path.display(),

@@ -1,6 +1,7 @@
 //! Loading agents.toml: read, parse (with spans), build the typed model, and report every
 //! problem as `file:line:col: message`. The schema itself is in DESIGN.md and `schema.rs`.
 mod model;
+mod paths;
 mod presets;
 mod problem;
 mod raw;
@@ -10,6 +11,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use model::*;
+pub use paths::{PathProblems, check_paths};
 pub use problem::Problem;
 pub use raw::parse_duration;
 pub use validate::{DEFAULT_NOTIFY_EVENTS, DEFAULT_NOTIFY_TIMEOUT};

@@ -152,6 +152,9 @@ pub struct Backend {
     /// How long a start-up screen must keep its state before it counts as settled.
     pub startup_settle: Duration,
     pub model_env: bool,
+    /// tmux key names that make the CLI quit at once, sent one at a time (200 ms apart) when
+    /// it is stopped, before its grace period; default `["C-c"]`.
+    pub stop_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

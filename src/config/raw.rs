@@ -198,6 +198,8 @@ pub struct RawBackend {
     /// How long a start-up screen must hold still before it counts (auto_accept / ping).
     pub startup_settle: Option<Seconds>,
     pub model_env: Option<bool>,
+    /// tmux keys that make the CLI quit, sent one at a time before the grace period.
+    pub stop_keys: Option<Vec<String>>,
     /// Classifier rules tried before the preset's own.
     pub screen_rules: Option<Vec<RawScreenRule>>,
     /// How each first-run dialog is answered (preset data; see backend/presets.toml).

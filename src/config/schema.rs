@@ -78,6 +78,7 @@ pub const BACKEND_KEYS: &[&str] = &[
     "connect_delay",
     "startup_settle",
     "model_env",
+    "stop_keys",
 ];
 const LOOP_KEYS: &[&str] = &[
     "state_file",

@@ -229,7 +229,28 @@ fn build_backend(c: &mut Checker<'_>, name: &str, b: &RawBackend) -> Option<Back
         connect_delay: dur(&b.connect_delay, secs(12)),
         startup_settle: dur(&b.startup_settle, secs(5)),
         model_env: b.model_env.unwrap_or(false),
+        stop_keys: stop_keys(c, &at("stop_keys"), name, b.stop_keys.as_deref()),
     })
+}
+
+/// `stop_keys`: tmux key names, at least one (default `["C-c"]`).
+fn stop_keys(
+    c: &mut Checker<'_>,
+    at: &[Seg<'_>],
+    backend: &str,
+    keys: Option<&[String]>,
+) -> Vec<String> {
+    match keys {
+        None => vec!["C-c".to_string()],
+        Some(k) if k.is_empty() || k.iter().any(|k| k.trim().is_empty()) => {
+            c.error(
+                at,
+                format!("[backend.{backend}].stop_keys must list tmux key names, e.g. [\"C-c\", \"C-c\"]"),
+            );
+            vec!["C-c".to_string()]
+        }
+        Some(k) => k.to_vec(),
+    }
 }
 
 /// A session name tmux can hold: not empty, no `.` or `:` (tmux's target separators).

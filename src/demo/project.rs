@@ -222,7 +222,12 @@ mod tests {
         let config = create(&root, "orch-demo-1", Path::new("/usr/bin/orch")).unwrap();
         let loaded = crate::config::load(&config, crate::config::LoadOptions::STRICT);
         assert!(loaded.is_ok(), "{:?}", loaded.err());
-        assert!(loaded.unwrap().warnings.is_empty());
+        let loaded = loaded.unwrap();
+        assert!(loaded.warnings.is_empty());
+        // What it names on disk is there too (`orch validate`'s second half).
+        let text = std::fs::read_to_string(&config).unwrap();
+        let on_disk = crate::config::check_paths(&loaded.config, &text, 0);
+        assert!(on_disk.errors.is_empty(), "{:?}", on_disk.errors);
         for clone in CLONES {
             assert!(root.join(clone).join("plans/p2.md").exists(), "{clone}");
         }

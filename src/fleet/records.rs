@@ -28,6 +28,10 @@ pub struct AgentRecord {
     pub timed_out: bool,
     /// Stopped on purpose (`down`, phase change): not to be restarted.
     pub stopped: bool,
+    /// Loop agents: the id of the phase it was started on (the watchdog sees a phase moved
+    /// by `orch phase next/set` when this differs from the current one).
+    #[serde(default)]
+    pub phase: Option<String>,
 }
 
 pub fn now_ms() -> i64 {
@@ -99,5 +103,17 @@ pub fn parked(cfg: &Config, agent: &str) -> Option<&'static str> {
         Some("stopped")
     } else {
         None
+    }
+}
+
+/// Close the agent's open needs-attention episode (it is being started again: the screen
+/// that needed a human belongs to the old process). Failures are reported only.
+pub fn clear_attention(cfg: &Config, agent: &str) {
+    let path = super::screen::attention_file(cfg);
+    let mut open = super::screen::load_attention(cfg);
+    if open.remove(agent).is_some()
+        && let Err(e) = state::save_json(&path, &open)
+    {
+        tracing::warn!("cannot save {}: {e}", path.display());
     }
 }

@@ -1,6 +1,6 @@
 //! The human `orch status` table: the phase line, then one row per agent, service and the
 //! watchdog, at most 80 columns; colour (ANSI) only when the caller says so.
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 
 use super::{AgentReport, Report};
 
@@ -96,7 +96,8 @@ fn agent_state_text(a: &AgentReport) -> String {
     let mut s = a.state.to_string();
     if let Some(until) = a
         .until
-        .and_then(|u| DateTime::<Utc>::from_timestamp(u as i64, 0))
+        .as_deref()
+        .and_then(|u| DateTime::parse_from_rfc3339(u).ok())
     {
         s += &until
             .with_timezone(&chrono::Local)
@@ -124,7 +125,9 @@ fn state_colour(state: &str) -> &'static str {
     }
 }
 
-const WIDTHS: [usize; 8] = [12, 8, 8, 10, 14, 6, 3, 10];
+/// NAME KIND BACKEND MODEL STATE FOR RST RUNS/TOOL: 78 columns with the separators; BACKEND
+/// holds every preset name (`claude-code`).
+const WIDTHS: [usize; 8] = [12, 8, 11, 9, 14, 6, 3, 8];
 
 /// One row of fixed-width cells (the last one cut so the row stays within 80 columns); the
 /// STATE cell is coloured when `style` is given.
@@ -177,7 +180,7 @@ mod tests {
         AgentReport {
             name: name.into(),
             kind: "orchestrator",
-            backend: "claude".into(),
+            backend: "claude-code".into(),
             model: "claude-opus-4-very-long".into(),
             session: format!("p-{name}"),
             watch: "heal+stall",
@@ -202,7 +205,7 @@ mod tests {
 
     fn report() -> Report {
         let mut held = agent("a-very-long-agent-name", "held");
-        held.until = Some(1_767_229_200.0);
+        held.until = Some("2026-01-01T01:00:00Z".into());
         held.enabled = false;
         Report {
             schema_version: 1,
@@ -233,6 +236,8 @@ mod tests {
         assert!(text.contains("waiting_input"), "{text}");
         assert!(text.contains("3h05"), "{text}");
         assert!(text.contains("(off)") || text.contains("held"), "{text}");
+        assert!(text.contains(" claude-code "), "{text}");
+        assert!(!text.contains("claude-~"), "{text}");
         assert_eq!(text.lines().count(), 1 + 2 + 1 + 1);
     }
 

@@ -127,6 +127,7 @@ impl Watchdog {
         if self.cfg.loop_agents().next().is_some() {
             self.handoff_tick();
         }
+        self.human_phase_tick();
         let heavy_due = self.last_heavy.is_none_or(|t| {
             t.elapsed() + Duration::from_millis(50) >= self.cfg.watchdog.heavy_interval
         });

@@ -38,6 +38,7 @@ impl Watchdog {
                     events::PHASE_ADVANCED,
                     json!({
                         "from": current.id, "to": next.id, "from_index": from, "to_index": to,
+                        "by": "watchdog",
                     }),
                 );
                 self.start_loops();
@@ -66,6 +67,49 @@ impl Watchdog {
                 true
             }
         }
+    }
+
+    /// Every tick: a phase moved by a human (`orch phase next/set`) while the loops run on
+    /// another one. The loops are stopped and started on the current phase, and the move is
+    /// logged as `phase_advanced` with `by: "human"`. No tmux call unless a loop agent's run
+    /// record names another phase. True when it moved the loops.
+    pub(super) fn human_phase_tick(&mut self) -> bool {
+        let Some(current) = phase::current(&self.cfg).cloned() else {
+            return false;
+        };
+        let moved_from = self.cfg.loop_agents().find_map(|a| {
+            let rec = fleet::records::record(&self.cfg, &a.name);
+            let on = rec.phase.filter(|p| *p != current.id)?;
+            (!rec.stopped && !rec.gave_up && !rec.timed_out).then_some(on)
+        });
+        let Some(from) = moved_from else {
+            return false;
+        };
+        let running = self
+            .cfg
+            .loop_agents()
+            .any(|a| self.tmux.has_session(&a.session).unwrap_or(false));
+        if !running {
+            return false;
+        }
+        let phases = self.cfg.phases();
+        let from_index = phases.iter().position(|p| p.id == from);
+        let to_index = phase::current_index(&self.cfg);
+        tracing::info!(from = %from, to = %current.id, "phase moved by hand: moving the loops");
+        self.stop_loops();
+        let repo = phase::handoff_repo(&self.cfg);
+        if let Err(e) = super::handoff_tick::baseline(&self.cfg, &repo, true) {
+            tracing::warn!("cannot record the handoff baseline: {e}");
+        }
+        self.event(
+            events::PHASE_ADVANCED,
+            json!({
+                "from": from, "to": current.id, "from_index": from_index, "to_index": to_index,
+                "by": "human",
+            }),
+        );
+        self.start_loops();
+        true
     }
 
     fn launch_on_complete(&self, name: &str) {

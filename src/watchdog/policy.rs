@@ -178,6 +178,9 @@ impl Watchdog {
             return;
         }
         let phase = self.phase_of(a);
+        if rec.phase.is_some() && rec.phase.as_deref() != phase.as_ref().map(|p| p.id.as_str()) {
+            return; // the phase moved under a running loop: human_phase_tick moves the loops
+        }
         match fleet::launch_fingerprint(&self.cfg, a, phase.as_ref()) {
             Ok(now_fp) => match &rec.fingerprint {
                 None => update(&self.cfg, &a.name, |r| r.fingerprint = Some(now_fp)),

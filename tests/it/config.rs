@@ -397,40 +397,126 @@ fn unknown_keys_are_errors_for_validate_and_warnings_otherwise() {
 }
 
 #[test]
-fn init_scaffolds_a_valid_project_and_refuses_to_overwrite() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("my proj");
-    let (code, out, err) = orch(dir.path(), &["init", "my proj"]);
+fn init_scaffolds_a_project_that_validates_once_its_next_steps_are_done() {
+    let fx = crate::gitfix::GitFixture::new();
+    let project = fx.clone("my proj");
+    let (code, out, err) = orch(fx.dir.path(), &["init", "my proj"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("agents.toml"));
-    let toml = std::fs::read_to_string(target.join("agents.toml")).unwrap();
+    let toml = std::fs::read_to_string(project.join("agents.toml")).unwrap();
     assert!(
         toml.contains("session_prefix = \"my-proj-\""),
         "named after the folder: {toml}"
     );
-    for f in ["kickoff.md", "builder.md", "adversary.md"] {
-        assert!(target.join("prompts").join(f).is_file(), "{f}");
+    // Works for its preset on first try: the dialogs its flags bring up, no model forced on
+    // other backends, a private tmux server.
+    assert!(
+        toml.contains(r#"auto_accept = ["trust", "bypass-permissions"]"#),
+        "{toml}"
+    );
+    assert!(!toml.contains("model ="), "no model forced: {toml}");
+    assert!(toml.contains("tmux_socket = \"orch-my-proj\""), "{toml}");
+    // The log dir is ignored by git.
+    let ignore = std::fs::read_to_string(project.join(".gitignore")).unwrap();
+    assert_eq!(ignore.matches("/.orch/").count(), 1, "{ignore}");
+    // The next steps: the plan, separate clones, the first-run login, validate && up.
+    for step in ["p1-plan.md", "clone", "login", "orch validate && orch up"] {
+        assert!(out.contains(step), "next steps mention {step:?}: {out}");
     }
-    let kickoff = std::fs::read_to_string(target.join("prompts/kickoff.md")).unwrap();
+    for f in ["kickoff.md", "builder.md", "adversary.md"] {
+        assert!(project.join("prompts").join(f).is_file(), "{f}");
+    }
+    let kickoff = std::fs::read_to_string(project.join("prompts/kickoff.md")).unwrap();
     for slot in ["{phase_id}", "{plan}", "{status}", "{role}"] {
         assert!(kickoff.contains(slot), "kickoff has the {slot} slot");
     }
-    let (code, _, err) = orch(&target, &["validate"]);
-    assert_eq!(code, 0, "init's output validates: {err}");
-    std::fs::write(target.join("agents.toml"), "mine").unwrap();
-    let (code, _, err) = orch(dir.path(), &["init", "my proj"]);
+    // Before the steps: validate names the missing plan and clones, with their lines.
+    let (code, _, err) = orch(&project, &["validate"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("agents.toml:"), "{err}");
+    assert!(err.contains("plan docs/p1-plan.md does not exist"), "{err}");
+    assert!(err.contains("agent builder: dir"), "{err}");
+    assert!(err.contains("agent adversary: dir"), "{err}");
+    // `up` does not create a missing agent dir: it says so.
+    let (code, _, err) = orch(&project, &["up", "builder"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!fx.dir.path().join("my-proj-builder").exists());
+    // After them: valid (the STATUS file is only a warning until the builder pushes it).
+    fx.clone("my-proj-builder");
+    fx.clone("my-proj-adversary");
+    std::fs::create_dir_all(project.join("docs")).unwrap();
+    std::fs::write(project.join("docs/p1-plan.md"), "# p1\n").unwrap();
+    let (code, out, err) = orch(&project, &["validate"]);
+    assert_eq!(
+        code, 0,
+        "init's output validates after its next steps: {err}"
+    );
+    assert!(out.contains("ok (2 agents"), "{out}");
+    assert!(err.contains("p1-STATUS.md is not there yet"), "{err}");
+    // init never overwrites, and leaves .gitignore alone then.
+    std::fs::write(project.join("agents.toml"), "mine").unwrap();
+    let (code, _, err) = orch(fx.dir.path(), &["init", "my proj"]);
     assert_eq!(code, 2);
     assert!(err.contains("refusing to overwrite"), "{err}");
     assert_eq!(
-        std::fs::read_to_string(target.join("agents.toml")).unwrap(),
+        std::fs::read_to_string(project.join("agents.toml")).unwrap(),
         "mine"
+    );
+    assert_eq!(
+        std::fs::read_to_string(project.join(".gitignore")).unwrap(),
+        ignore
     );
 }
 
 #[test]
-fn shipped_example_config_validates() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (code, out, err) = orch(root, &["--config", "agents.example.toml", "validate"]);
+fn validate_checks_the_current_phase_plan_and_warns_for_later_ones() {
+    let fx = crate::gitfix::GitFixture::new();
+    let root = fx.dir.path();
+    fx.clone("builder");
+    std::fs::create_dir_all(root.join("prompts")).unwrap();
+    std::fs::write(root.join("prompts/builder.md"), "role").unwrap();
+    fx.clone("watch");
+    std::fs::create_dir_all(root.join("plans")).unwrap();
+    std::fs::write(root.join("plans/p1.md"), "plan").unwrap();
+    let text = format!(
+        "{MINIMAL}[[agent]]\nname = \"builder\"\nkind = \"loop\"\nrole = \"builder\"\ndir = \"builder\"\n\
+         [loop]\nphases = [\n  {{ id = \"p1\", plan = \"plans/p1.md\", status = \"p1-STATUS.md\" }},\n  \
+         {{ id = \"p2\", plan = \"plans/p2.md\", status = \"p2-STATUS.md\" }},\n]\n\
+         [loop.handoff]\nrepo = \"watch\"\n"
+    );
+    write(root, &text);
+    let (code, _, err) = orch(root, &["validate"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("agents.toml:15:"),
+        "later plan warned at its line: {err}"
+    );
+    assert!(
+        err.contains("phase p2: plan plans/p2.md does not exist"),
+        "{err}"
+    );
+    // At phase p2 the missing plan is an error.
+    let (code, _, _) = orch(root, &["phase", "set", "1"]);
+    assert_eq!(code, 0);
+    let (code, _, err) = orch(root, &["validate"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("phase p2: plan plans/p2.md does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn shipped_example_config_validates_in_the_project_it_describes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let config =
+        orch::demo::create_project(&root, "orch-example-test", Path::new("/usr/bin/orch")).unwrap();
+    // The file as shipped, in the layout it describes.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("agents.example.toml");
+    std::fs::copy(shipped, &config).unwrap();
+    let (code, out, err) = orch(&root, &["validate"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("3 agents"), "{out}");
 }

@@ -1,7 +1,7 @@
 //! The fleet verbs end to end on a private tmux server: `up`, `down`, `status --json`, `logs`,
 //! `phase`, the three prompt deliveries checked from the started process's side, bad input.
 mod delivery;
-mod fixture;
+pub mod fixture;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

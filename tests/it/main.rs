@@ -2,6 +2,7 @@
 //! Each module covers one area; `support` holds the shared fixtures.
 mod config;
 mod e2e;
+mod first_run;
 mod fleet;
 mod gitfix;
 mod handoff;

@@ -275,6 +275,7 @@ fn a_secret_reaches_the_agents_environment_and_nothing_under_log_dir() {
     );
     let text = std::fs::read_to_string(&p.config).unwrap();
     std::fs::write(&p.config, format!("{text}{body}")).unwrap();
+    std::fs::create_dir_all(p.path("work")).unwrap();
     p.orch_ok(&["up"]);
     assert!(wait_for(Duration::from_secs(10), || seen.exists()));
     assert_eq!(

@@ -373,6 +373,69 @@ fn opencode_comes_up_and_takes_a_ping() {
     up_accepts_trust_and_submits_the_ping(&OPENCODE);
 }
 
+/// `down` on a working CLI: its preset's quit keys end it well before the 30 s grace period,
+/// and no process it started (codex's app-server daemons included) is left.
+fn down_quits_at_once_and_leaves_no_process(cli: &Cli) {
+    if skip(cli) {
+        return;
+    }
+    let w = World::new(cli);
+    let out = w.orch(&["up", "a"]);
+    assert!(
+        out.status.success(),
+        "up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Stop it mid-turn (busy) where it can: the hardest screen to quit from.
+    wait_for(Duration::from_secs(30), || {
+        matches!(w.state().0, ScreenState::Busy | ScreenState::NetworkError)
+    });
+    let (state, _) = w.state();
+    let needle = format!("HOME={}", w.tmp.path().join("home").display());
+    assert!(
+        !pids_with_env(&needle).is_empty(),
+        "{}: nothing runs",
+        cli.preset
+    );
+    let began = Instant::now();
+    let out = w.orch(&["down", "a"]);
+    let took = began.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{}: down from {state} took {took:?}: {text}", cli.preset);
+    assert!(out.status.success() && text.contains("stopped a"), "{text}");
+    assert!(
+        took < Duration::from_secs(10),
+        "{}: down took {took:?}",
+        cli.preset
+    );
+    let left = pids_with_env(&needle);
+    assert!(
+        left.is_empty(),
+        "{}: processes left after down: {left:?}",
+        cli.preset
+    );
+}
+
+#[test]
+fn claude_code_quits_at_once_on_down() {
+    down_quits_at_once_and_leaves_no_process(&CLAUDE);
+}
+
+#[test]
+fn codex_quits_at_once_on_down() {
+    down_quits_at_once_and_leaves_no_process(&CODEX);
+}
+
+#[test]
+fn gemini_cli_quits_at_once_on_down() {
+    down_quits_at_once_and_leaves_no_process(&GEMINI);
+}
+
+#[test]
+fn opencode_quits_at_once_on_down() {
+    down_quits_at_once_and_leaves_no_process(&OPENCODE);
+}
+
 /// 50 confirmed deliveries into a real CLI (ORCH_BENCH_CLI = opencode | claude-code | gemini-cli,
 /// default opencode), interrupting each turn: prints "N/50 confirmed".
 #[test]

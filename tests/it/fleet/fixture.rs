@@ -80,6 +80,17 @@ model_flag = "--model '{{model}}'"
             socket = server.socket,
             bin = toml_str(&format!("sh {}", quote(&script))),
         );
+        // The project has the folders its config names (orch does not create agent dirs).
+        if let Ok(doc) = text.parse::<toml::Table>() {
+            for list in ["agent", "service"] {
+                let items = doc.get(list).and_then(|v| v.as_array()).cloned();
+                for item in items.unwrap_or_default() {
+                    if let Some(dir) = item.get("dir").and_then(|d| d.as_str()) {
+                        std::fs::create_dir_all(root.join(dir)).unwrap();
+                    }
+                }
+            }
+        }
         std::fs::write(&config, text).unwrap();
         Fx {
             _tmp: tmp,
