@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::gitfix::GitFixture;
 use crate::support::{TempDir, orch_bin};
 
 fn run(bin: &Path, dir: &Path, args: &[&str]) -> Output {
@@ -29,13 +30,14 @@ fn assert_ok(out: &Output, what: &str) {
 
 #[test]
 fn a_copied_binary_runs_init_validate_and_demo_from_an_empty_folder() {
+    let fx = GitFixture::new();
     let tmp = TempDir::new().unwrap();
     let bin_dir = tmp.path().join("bin");
-    let work = tmp.path().join("work");
     std::fs::create_dir_all(&bin_dir).unwrap();
-    std::fs::create_dir_all(&work).unwrap();
     let bin = bin_dir.join("orch");
     std::fs::copy(orch_bin(), &bin).unwrap();
+    // A fresh clone with nothing of orch in it.
+    let work = fx.clone("work");
 
     let out = run(&bin, &work, &["init"]);
     assert_ok(&out, "orch init");
@@ -48,6 +50,19 @@ fn a_copied_binary_runs_init_validate_and_demo_from_an_empty_folder() {
         let text = std::fs::read_to_string(work.join(file)).unwrap_or_default();
         assert!(!text.trim().is_empty(), "orch init wrote no {file}");
     }
+    // Validate names what init's next steps still have to provide, then passes once they are done.
+    let out = run(&bin, &work, &["validate"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "validate before the steps: {out:?}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("p1-plan.md"), "{err}");
+    fx.clone("work-builder");
+    fx.clone("work-adversary");
+    std::fs::create_dir_all(work.join("docs")).unwrap();
+    std::fs::write(work.join("docs/p1-plan.md"), "# p1\n").unwrap();
     assert_ok(&run(&bin, &work, &["validate"]), "orch validate");
 
     let demo_dir = tmp.path().join("demo");
