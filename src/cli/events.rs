@@ -72,21 +72,21 @@ pub fn matches(e: &Value, agent: Option<&str>, event: Option<&str>) -> bool {
 
 /// The events to print first, in log order.
 pub fn select(
-    events: Vec<Value>,
+    events: Vec<Read>,
     since: Option<Since>,
     agent: Option<&str>,
     event: Option<&str>,
-) -> Vec<Value> {
-    let mut kept: Vec<Value> = events
+) -> Vec<Read> {
+    let mut kept: Vec<Read> = events
         .into_iter()
-        .filter(|e| matches(e, agent, event))
+        .filter(|e| matches(&e.1, agent, event))
         .collect();
     match since {
         None => {}
         Some(Since::Last(n)) => {
             kept.drain(..kept.len().saturating_sub(n));
         }
-        Some(Since::After(at)) => kept.retain(|e| ts_of(e).is_some_and(|t| t >= at)),
+        Some(Since::After(at)) => kept.retain(|e| ts_of(&e.1).is_some_and(|t| t >= at)),
     }
     kept
 }
@@ -99,8 +99,11 @@ pub fn human_line(e: &Value) -> String {
     human::line(e, &time, &human::no_subjects)
 }
 
-fn render(e: &Value, json: bool) -> String {
-    if json { e.to_string() } else { human_line(e) }
+/// One event: its line as written (printed unchanged with --json) and its parsed value.
+pub type Read = (String, Value);
+
+fn render(e: &Read, json: bool) -> String {
+    if json { e.0.clone() } else { human_line(&e.1) }
 }
 
 pub fn run(cfg: &Config, args: &EventsArgs) -> Result<ExitCode> {
@@ -129,7 +132,8 @@ pub fn run(cfg: &Config, args: &EventsArgs) -> Result<ExitCode> {
     let (agent, event) = (args.agent.as_deref(), args.event.as_deref());
     let mut tail = Tail::new(&path);
     let mut out = std::io::stdout().lock();
-    for e in select(tail.read_new(), since, agent, event) {
+    let read = |tail: &mut Tail| tail.read_new_lines();
+    for e in select(read(&mut tail), since, agent, event) {
         if writeln!(out, "{}", render(&e, args.json)).is_err() {
             return Ok(ExitCode::SUCCESS);
         }
@@ -140,7 +144,10 @@ pub fn run(cfg: &Config, args: &EventsArgs) -> Result<ExitCode> {
     }
     loop {
         std::thread::sleep(Duration::from_millis(250));
-        for e in tail.read_new().iter().filter(|e| matches(e, agent, event)) {
+        for e in read(&mut tail)
+            .iter()
+            .filter(|e| matches(&e.1, agent, event))
+        {
             if writeln!(out, "{}", render(e, args.json)).is_err() {
                 return Ok(ExitCode::SUCCESS); // the reader went away (e.g. piped into head)
             }
@@ -175,15 +182,18 @@ mod tests {
 
     #[test]
     fn select_filters_then_keeps_the_last_n_or_the_recent_ones() {
-        let events = vec![
+        let events: Vec<Read> = [
             json!({"ts": "2030-01-01T11:00:00Z", "event": "ping", "agent": "a"}),
             json!({"ts": "2030-01-01T11:55:00Z", "event": "healed", "agent": "a"}),
             json!({"ts": "2030-01-01T11:56:00Z", "event": "ping", "agent": "b"}),
             json!({"ts": "2030-01-01T11:57:00Z", "event": "ping", "agent": "a"}),
-        ];
-        let names = |v: Vec<Value>| -> Vec<String> {
+        ]
+        .into_iter()
+        .map(|v| (v.to_string(), v))
+        .collect();
+        let names = |v: Vec<Read>| -> Vec<String> {
             v.iter()
-                .map(|e| {
+                .map(|(_, e)| {
                     format!(
                         "{}/{}",
                         e["event"].as_str().unwrap(),

@@ -18,6 +18,7 @@ mod phase;
 mod restart;
 mod send;
 mod status;
+mod top;
 mod up;
 mod validate;
 
@@ -144,6 +145,13 @@ pub enum Verb {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// The operator's console: the fleet, its events and the selected agent's screen, live;
+    /// act with keys (Enter attach, s send, r restart, d stop, u start, n next phase, l log,
+    /// / filter, ? help, q quit). NO_COLOR turns colours off.
+    ///
+    /// Example: orch top
+    /// Example: orch top --interval 2
+    Top(top::TopArgs),
     /// Print the man page (roff) to stdout.
     ///
     /// Example: orch man > ~/.local/share/man/man1/orch.1 && man orch
@@ -230,6 +238,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Verb::Attach { name } => attach::run(&load(&cli.config)?, &name),
         Verb::Completions { shell } => completions::completions(shell),
         Verb::Man => completions::man(),
+        Verb::Top(args) => top::run(&load(&cli.config)?, &args),
     }
 }
 

@@ -25,6 +25,11 @@ impl Tail {
     /// The events appended since the last call (all of them on the first call). A missing
     /// file gives nothing; garbled or non-object lines are skipped.
     pub fn read_new(&mut self) -> Vec<Value> {
+        self.read_new_lines().into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// [`Tail::read_new`] with each event's line as written (for printing it unchanged).
+    pub fn read_new_lines(&mut self) -> Vec<(String, Value)> {
         let Ok(mut file) = File::open(&self.path) else {
             return Vec::new();
         };
@@ -51,7 +56,7 @@ impl Tail {
         buf[..end]
             .split(|b| *b == b'\n')
             .filter_map(|line| match serde_json::from_slice::<Value>(line) {
-                Ok(v @ Value::Object(_)) => Some(v),
+                Ok(v @ Value::Object(_)) => Some((String::from_utf8_lossy(line).into_owned(), v)),
                 _ => None,
             })
             .collect()

@@ -1,5 +1,5 @@
-//! Handing a terminal to a session: `attach-session` from outside tmux, `switch-client` from a
-//! client of the same server (`$TMUX` names it); and the server's socket path to tell which.
+//! The console's tmux calls: handing the terminal to a session (`attach-session`, or
+//! `switch-client` from a client of the same server) and the pane's screen with its colours.
 use std::process::Command as Process;
 
 use super::exec::Cmdline;
@@ -29,6 +29,14 @@ impl Tmux {
             .arg(pane_target(name))
             .args(["--", "#{socket_path}"]);
         Ok(self.run(cmd, name, None)?.stdout.trim_end().to_string())
+    }
+
+    /// The visible screen of the session's pane with its SGR colour escapes (`capture-pane -e`).
+    pub fn capture_styled(&self, name: &str) -> Result<String, TmuxError> {
+        let cmd = Cmdline::new("capture-pane", pane_target(name))
+            .args(["-p", "-e", "-t"])
+            .arg(pane_target(name));
+        Ok(self.run(cmd, name, None)?.stdout)
     }
 
     /// Attach when the caller is not in a client of this server, else switch; `tmux_env` is
