@@ -15,14 +15,8 @@ use crate::status::human_duration;
 /// The keys, as the help overlay and the README list them.
 pub const HELP: &[(&str, &str)] = &[
     ("j / k, ↓ / ↑", "move the selection (g / G: first / last)"),
-    (
-        "Enter",
-        "attach to the selected session (back here on detach)",
-    ),
-    (
-        "s",
-        "send a message to the selected agent (confirmed delivery)",
-    ),
+    ("Enter", "attach to its session (back here on detach)"),
+    ("s", "send the agent a message (confirmed delivery)"),
     ("r", "restart the agent or service (asks y/n)"),
     ("d", "stop it (asks y/n)"),
     ("u", "start it"),
