@@ -127,7 +127,10 @@ fn screen(s: &State, w: u16, h: u16) -> String {
 #[test]
 fn the_80x24_layout_shows_header_fleet_screen_events_and_keys() {
     let got = screen(&state(), 80, 24);
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/cli/top/snapshots/80x24.txt");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/cli/top/snapshots/80x24.txt"
+    );
     if std::env::var_os("ORCH_UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(path, format!("{got}\n")).unwrap();
     }
@@ -338,4 +341,3 @@ fn the_preview_is_captured_again_only_after_new_output() {
         None
     ));
 }
-
