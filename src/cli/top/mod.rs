@@ -90,6 +90,8 @@ pub fn run(cfg: &Config, args: &TopArgs) -> Result<ExitCode> {
     let mut terminal =
         term::enter().map_err(|e| Error::Runtime(format!("cannot set up the terminal: {e}")))?;
     let mut next_refresh = Instant::now();
+    // Draw only when something changed: a refresh, a key, finished work, a resize.
+    let mut dirty = true;
     loop {
         if term::signalled() {
             break;
@@ -97,14 +99,19 @@ pub fn run(cfg: &Config, args: &TopArgs) -> Result<ExitCode> {
         if Instant::now() >= next_refresh {
             console.refresh(&mut s);
             next_refresh = Instant::now() + interval;
+            dirty = true;
         } else {
-            console.preview(&mut s, false);
+            dirty |= console.preview(&mut s);
         }
-        terminal
-            .draw(|f| render(&s, f))
-            .map_err(|e| Error::Runtime(format!("cannot draw the console: {e}")))?;
+        if dirty {
+            terminal
+                .draw(|f| render(&s, f))
+                .map_err(|e| Error::Runtime(format!("cannot draw the console: {e}")))?;
+            dirty = false;
+        }
         let wait = POLL.min(next_refresh.saturating_duration_since(Instant::now()));
         if event::poll(wait).unwrap_or(false) {
+            dirty = true;
             let effect = match event::read() {
                 Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => update(&mut s, Msg::Key(k)),
                 _ => None, // a resize redraws on the next pass
@@ -169,12 +176,15 @@ impl Console {
         }
     }
 
-    /// Capture the selected pane when the selection moved since the last capture.
-    fn preview(&mut self, s: &mut State, _: bool) {
+    /// Capture the selected pane when the selection moved since the last capture; whether
+    /// it did.
+    fn preview(&mut self, s: &mut State) -> bool {
         let name = s.selected_row().map(|r| r.name.clone());
-        if name.is_some() && name.as_ref() != self.captured.as_ref().map(|c| &c.0) {
+        let moved = name.is_some() && name.as_ref() != self.captured.as_ref().map(|c| &c.0);
+        if moved {
             self.preview_at(s, None, false);
         }
+        moved
     }
 
     fn preview_at(&mut self, s: &mut State, activity: Option<i64>, from_snapshot: bool) {
