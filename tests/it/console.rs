@@ -454,6 +454,20 @@ fn top_attaches_with_enter_and_comes_back_on_detach() {
 }
 
 #[test]
+fn top_without_a_terminal_says_so_and_writes_no_escapes() {
+    let p = Project::new();
+    let out = p
+        .cmd(&["top"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let (code, err) = failure(&out);
+    assert_eq!(code, 2);
+    assert!(err.contains("orch top needs a terminal"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
 fn top_leaves_the_terminal_cooked_when_terminated() {
     let p = Project::new();
     let stty = start_console(&p, &p.server, 80, 24);

@@ -72,6 +72,13 @@ pub fn run(cfg: &Config, args: &TopArgs) -> Result<ExitCode> {
             args.interval
         )));
     }
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Err(Error::Usage(
+            "orch top needs a terminal on stdin and stdout; in scripts use `orch status` or `orch events -f`"
+                .into(),
+        ));
+    }
     let interval = Duration::from_secs_f64(args.interval.max(0.1));
     let colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let project = cfg.project_dir.file_name().map_or_else(
