@@ -7,12 +7,16 @@ use std::path::{Path, PathBuf};
 use chrono::{SecondsFormat, Utc};
 use serde_json::Value;
 
+pub mod human;
+pub mod tail;
+
 /// The event log's file name inside the log dir.
 pub const EVENTS_FILE: &str = "events.jsonl";
 
 pub const AGENT_STARTED: &str = "agent_started";
 pub const AGENT_STOPPED: &str = "agent_stopped";
-/// Fields: `agent` (who was pinged), `reason` = claim|review|inbox|wake|limit_probe.
+/// Fields: `agent` (who was pinged), `reason` = claim|review|inbox|wake|limit_probe|human
+/// (`human`: `orch send` or the console's `s` key), `delivered`.
 pub const PING: &str = "ping";
 /// Fields: `from`, `to`.
 pub const PHASE_ADVANCED: &str = "phase_advanced";

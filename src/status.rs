@@ -19,7 +19,7 @@ use crate::phase;
 use crate::tmux::{Fleet, PaneInfo};
 
 pub use state::{ACTIVE_WINDOW_SECS, AgentState, Derived, Lifecycle, Observation, derive_state};
-pub use table::render_table_styled;
+pub use table::{human_duration, render_table_styled};
 
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -1,5 +1,6 @@
 //! tmux: the one place that builds and runs tmux commands (sessions, capture, keys, paste,
 //! the fleet snapshot). Synchronous, each call with a timeout; async callers use spawn_blocking.
+mod client;
 mod deliver;
 mod exec;
 mod fleet;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use client::{ClientMove, inside_server};
 pub use deliver::{DeliverOptions, DeliveryOutcome};
 pub use fleet::{Fleet, PaneInfo, parse_fleet};
 pub use session::{Command, NewSession};

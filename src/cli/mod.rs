@@ -7,18 +7,25 @@ use clap::{Parser, Subcommand};
 
 use crate::Result;
 
+mod attach;
 mod classify;
+mod completions;
 mod down;
+mod events;
 mod init;
 mod logs;
 mod notify;
 mod phase;
 mod report;
+mod restart;
+mod send;
 mod status;
+mod top;
 mod up;
 mod validate;
 
 pub use init::scaffold;
+pub use send::send_message;
 
 /// Run and supervise fleets of AI coding agents in tmux, from one TOML config.
 #[derive(Debug, Parser)]
@@ -126,6 +133,59 @@ pub enum Verb {
         #[command(subcommand)]
         cmd: notify::NotifyCmd,
     },
+    /// Type a message into an agent's pane and confirm it was submitted (as the watchdog
+    /// pings); `-` reads it from stdin. Exit 0 confirmed, 1 not (not running, held,
+    /// unconfirmed), 2 unknown agent or empty text. Logged as a `ping` with reason `human`.
+    ///
+    /// Example: orch send builder "run the tests again, then push"
+    /// Example: git diff | orch send adversary -
+    Send {
+        /// The agent.
+        name: String,
+        /// The message, or - to read it from stdin.
+        text: String,
+    },
+    /// Stop NAME... gracefully (as `down`) and start them again with the current config,
+    /// phase and kickoff (as `up`).
+    ///
+    /// Example: orch restart builder adversary
+    Restart {
+        /// Agents, services or "watchdog".
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// The event log (events.jsonl) as readable lines, or raw JSON lines; -f follows it.
+    ///
+    /// Example: orch events -f --agent builder
+    /// Example: orch events --since 1h --event ping --json | jq .reason
+    Events(events::EventsArgs),
+    /// Bring an agent's session to this terminal (switch-client when already inside a client
+    /// of the same tmux server, else attach; detach with C-b d).
+    ///
+    /// Example: orch attach builder
+    Attach {
+        /// An agent, service or "watchdog".
+        name: String,
+    },
+    /// Print a shell completion script.
+    ///
+    /// Example: orch completions bash > ~/.local/share/bash-completion/completions/orch
+    /// Example: orch completions zsh > "${fpath[1]}/_orch"
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// The operator's console: the fleet, its events and the selected agent's screen, live;
+    /// act with keys (Enter attach, s send, r restart, d stop, u start, n next phase, l log,
+    /// / filter, ? help, q quit). NO_COLOR turns colours off.
+    ///
+    /// Example: orch top
+    /// Example: orch top --interval 2
+    Top(top::TopArgs),
+    /// Print the man page (roff) to stdout.
+    ///
+    /// Example: orch man > ~/.local/share/man/man1/orch.1 && man orch
+    Man,
     /// The supervisor loop, in the foreground (`up` runs it in session <prefix>watchdog).
     ///
     /// Example: orch watchdog
@@ -208,6 +268,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             report::run(&load(&cli.config)?, since.as_deref(), json, html.as_deref())
         }
         Verb::Notify { cmd } => notify::run(&load(&cli.config)?, cmd),
+        Verb::Send { name, text } => send::run(&load(&cli.config)?, &name, &text),
+        Verb::Restart { names } => restart::run(&load(&cli.config)?, &names),
+        Verb::Events(args) => events::run(&load(&cli.config)?, &args),
+        Verb::Attach { name } => attach::run(&load(&cli.config)?, &name),
+        Verb::Completions { shell } => completions::completions(shell),
+        Verb::Man => completions::man(),
+        Verb::Top(args) => top::run(&load(&cli.config)?, &args),
     }
 }
 

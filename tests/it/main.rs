@@ -1,6 +1,7 @@
 //! Integration tests: one test binary, real tmux servers (private sockets) and real git repos.
 //! Each module covers one area; `support` holds the shared fixtures.
 mod config;
+mod console;
 mod e2e;
 mod first_run;
 mod fleet;
