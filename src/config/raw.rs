@@ -170,6 +170,7 @@ pub struct RawBackend {
     pub connect_delay: Option<Seconds>,
     /// How long a start-up screen must hold still before it counts (auto_accept / ping).
     pub startup_settle: Option<Seconds>,
+    pub busy_input: Option<bool>,
     pub model_env: Option<bool>,
     /// Classifier rules tried before the preset's own.
     pub screen_rules: Option<Vec<RawScreenRule>>,

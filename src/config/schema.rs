@@ -69,6 +69,7 @@ pub const BACKEND_KEYS: &[&str] = &[
     "server",
     "connect_delay",
     "startup_settle",
+    "busy_input",
     "model_env",
 ];
 const LOOP_KEYS: &[&str] = &[
