@@ -347,6 +347,7 @@ fn save_scrollback(cfg: &Config, tmux: &Tmux, session: &str) {
 /// restart policy leaves it down; `false` when it was not running.
 pub fn stop_agent(cfg: &Config, tmux: &Tmux, agent: &Agent) -> Result<bool> {
     records::record_stopped(cfg, &agent.name);
+    screen::clear_attention(cfg, &agent.name);
     stop_session_gracefully(cfg, tmux, &agent.session, agent.grace_period)
 }
 

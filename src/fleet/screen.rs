@@ -72,6 +72,14 @@ pub fn is_dialog(state: ScreenState) -> bool {
     )
 }
 
+/// Close `agent`'s episode, if any (it was stopped on purpose: a person acted).
+pub fn clear_attention(cfg: &Config, agent: &str) {
+    let mut open = load_attention(cfg);
+    if open.remove(agent).is_some() {
+        save_attention(cfg, &open);
+    }
+}
+
 /// Save the open needs-attention episodes (temp file, then rename).
 pub fn save_attention(cfg: &Config, open: &BTreeMap<String, Attention>) {
     let result = std::fs::create_dir_all(&cfg.state_dir)

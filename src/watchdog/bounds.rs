@@ -87,20 +87,24 @@ impl Watchdog {
                     events::HEAL_LIMIT,
                     json!({ "agent": agent.name, "reason": reason.as_str(), "heals": heals }),
                 );
+                // What was already known (a refusal's rule, lines, exit status) is kept.
+                let earlier = open.remove(&agent.name).unwrap_or_default();
+                let episode = Attention {
+                    state: HEAL_LIMIT.into(),
+                    since: chrono::Local::now().fixed_offset().to_rfc3339(),
+                    reason: Some(reason.as_str().into()),
+                    screen: screen.map(String::from).or(earlier.screen),
+                    ..earlier
+                };
                 self.event(
                     events::NEEDS_ATTENTION,
-                    json!({ "agent": agent.name, "state": HEAL_LIMIT, "reason": reason.as_str(), "heals": heals }),
+                    json!({
+                        "agent": agent.name, "state": HEAL_LIMIT, "reason": reason.as_str(),
+                        "heals": heals, "rule": episode.rule, "exit_status": episode.exit_status,
+                        "lines": episode.lines,
+                    }),
                 );
-                open.insert(
-                    agent.name.clone(),
-                    Attention {
-                        state: HEAL_LIMIT.into(),
-                        since: chrono::Local::now().fixed_offset().to_rfc3339(),
-                        reason: Some(reason.as_str().into()),
-                        screen: screen.map(String::from),
-                        ..Attention::default()
-                    },
-                );
+                open.insert(agent.name.clone(), episode);
                 save_attention(&self.cfg, &open);
                 false
             }

@@ -11,6 +11,7 @@ mod observe;
 mod policies;
 mod presets;
 mod project;
+mod screen_gate;
 mod real_cli;
 mod sim;
 mod support;
