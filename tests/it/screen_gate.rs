@@ -151,6 +151,14 @@ backend = "simui"
 watch = "heal+stall"
 prompt = "If you hit a usage limit, stop; the watchdog will tell you when to resume.\nWork through the plan."
 env = { ORCH_SIM_FAULT = "network-error" }
+
+# Works, then waits at its prompt with the same line on screen.
+[[agent]]
+name = "b"
+kind = "persistent"
+backend = "simui"
+watch = "heal"
+prompt = "If you hit a usage limit, stop; the watchdog will tell you when to resume."
 "#;
     let p = Project::new(&body);
     p.orch_ok(&["up"]);
@@ -165,7 +173,10 @@ env = { ORCH_SIM_FAULT = "network-error" }
     std::thread::sleep(Duration::from_secs(3));
     let screen = p.server.tmux.capture("t-a", usize::MAX).unwrap();
     assert!(screen.contains("usage limit"), "the kickoff is on screen: {screen}");
+    let b_screen = p.server.tmux.capture("t-b", usize::MAX).unwrap();
+    assert!(b_screen.contains("usage limit"), "{b_screen}");
     assert!(p.events_named("limit_hit").is_empty(), "{:#?}", p.events());
+    assert_eq!(agent_status(&p, "b")["needs_attention"], Value::Null);
     assert!(p.events_named("healed").is_empty(), "{:#?}", p.events());
     assert!(
         for_agent(p.events_named("ping"), "a").is_empty(),
