@@ -242,9 +242,14 @@ fn kickoff() -> String {
 #[test]
 fn rows_echoing_typed_text_end_before_what_the_agent_drew_last() {
     let typed = vec!["If you hit a usage limit, stop; the watchdog will tell you.".to_string()];
-    let screen = "› If you hit a usage limit, stop; the watchdog\n  will tell you.\n● API Error\n> ";
+    let screen =
+        "› If you hit a usage limit, stop; the watchdog\n  will tell you.\n● API Error\n> ";
     assert_eq!(after_echo(screen, &typed), "● API Error\n> ");
-    assert_eq!(after_echo(screen, &[]), screen, "nothing typed: the whole screen");
+    assert_eq!(
+        after_echo(screen, &[]),
+        screen,
+        "nothing typed: the whole screen"
+    );
     let other = vec!["something else entirely, typed".to_string()];
     assert_eq!(after_echo(screen, &other), screen);
     // Markdown marks and re-wrapping do not hide an echo.
@@ -293,13 +298,23 @@ fn an_error_banner_above_an_empty_input_box_is_the_error_not_idle_input() {
 #[test]
 fn a_shell_showing_only_the_launch_command_is_starting() {
     for (preset, line) in [
-        ("claude-code", "bash-5.2# claude --dangerously-skip-permissions 'say hi'"),
+        (
+            "claude-code",
+            "bash-5.2# claude --dangerously-skip-permissions 'say hi'",
+        ),
         ("codex", "user@host:~/p$ codex --model x"),
         ("gemini-cli", "$ exec gemini --yolo -i hi"),
         ("opencode", "% /usr/local/bin/opencode --prompt hi"),
     ] {
-        assert_eq!(class(preset, &format!("{line}\n\n")), ScreenState::Starting, "{line}");
+        assert_eq!(
+            class(preset, &format!("{line}\n\n")),
+            ScreenState::Starting,
+            "{line}"
+        );
     }
     // Another program's command, or the CLI's own output below it, is not.
-    assert_ne!(class("claude-code", "bash-5.2# vim notes\n"), ScreenState::Starting);
+    assert_ne!(
+        class("claude-code", "bash-5.2# vim notes\n"),
+        ScreenState::Starting
+    );
 }

@@ -104,4 +104,3 @@ pub fn pending_count(cfg: &Config, agent: &str) -> usize {
     }
     load(cfg, agent).pings.len()
 }
-

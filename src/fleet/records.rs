@@ -111,4 +111,3 @@ pub fn parked(cfg: &Config, agent: &str) -> Option<&'static str> {
         None
     }
 }
-

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::presets::dialog_answer;
 use crate::config::{Agent, Backend, Config, Delivery};
 use crate::detect::{Classification, ScreenState, classify};
 use crate::events::AUTO_ACCEPTED;
+use crate::presets::dialog_answer;
 use crate::tmux::Tmux;
 
 /// `<state_dir>/attention.json`: the open needs-attention episodes, by agent.
@@ -84,7 +84,9 @@ pub fn clear_attention(cfg: &Config, agent: &str) {
 pub fn save_attention(cfg: &Config, open: &BTreeMap<String, Attention>) {
     let result = std::fs::create_dir_all(&cfg.state_dir)
         .map_err(|e| e.to_string())
-        .and_then(|()| crate::state::save_json(&attention_file(cfg), open).map_err(|e| e.to_string()));
+        .and_then(|()| {
+            crate::state::save_json(&attention_file(cfg), open).map_err(|e| e.to_string())
+        });
     if let Err(e) = result {
         tracing::warn!("cannot save the needs-attention list: {e}");
     }
@@ -185,4 +187,3 @@ pub fn settle_start(cfg: &Config, tmux: &Tmux, agent: &Agent) -> Option<Classifi
     }
     last
 }
-

@@ -263,7 +263,8 @@ impl Sim {
             self.banner()?;
             return Ok(true);
         }
-        self.scr.say("No, exit: bypass permissions mode declined.")?;
+        self.scr
+            .say("No, exit: bypass permissions mode declined.")?;
         Ok(false)
     }
 
@@ -406,8 +407,7 @@ impl Sim {
                     | Fault::RefuseRoot
                     | Fault::NetworkError
             )
-        })
-        else {
+        }) else {
             return Ok(Flow::Continue);
         };
         match fault {

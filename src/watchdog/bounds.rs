@@ -58,7 +58,12 @@ impl Watchdog {
     /// True when `agent` may be healed for `reason` now; records the heal when it may. Past
     /// the limit the agent gets one `heal_limit` event and a needs-attention episode, and is
     /// left alone until a person acts (the screen changes, or `down`/`up`).
-    pub(super) fn heal_allowed(&mut self, agent: &Agent, reason: HealReason, screen: Option<&str>) -> bool {
+    pub(super) fn heal_allowed(
+        &mut self,
+        agent: &Agent,
+        reason: HealReason,
+        screen: Option<&str>,
+    ) -> bool {
         let mut open = load_attention(&self.cfg);
         if open.get(&agent.name).is_some_and(|a| a.state == HEAL_LIMIT) {
             return false;
@@ -68,7 +73,8 @@ impl Watchdog {
         match heal_step(&rec.heals, now, &agent.heal) {
             HealStep::Now => {
                 records::update(&self.cfg, &agent.name, |r| {
-                    r.heals.retain(|t| now.saturating_sub(*t) < ms(agent.heal.window));
+                    r.heals
+                        .retain(|t| now.saturating_sub(*t) < ms(agent.heal.window));
                     r.heals.push(now);
                 });
                 true
@@ -140,14 +146,24 @@ mod tests {
         assert_eq!(heal_step(&[0, 10 * S], 20 * S, &b), HealStep::Wait(30 * S));
         assert_eq!(heal_step(&[0, S, 2 * S], 3 * S, &b), HealStep::Wait(42 * S));
         let many: Vec<i64> = (0..8).map(|i| i * S).collect();
-        assert_eq!(heal_step(&many, 8 * S, &b), HealStep::Wait(47 * S), "capped");
+        assert_eq!(
+            heal_step(&many, 8 * S, &b),
+            HealStep::Wait(47 * S),
+            "capped"
+        );
     }
 
     #[test]
     fn past_the_limit_within_the_window_the_agent_is_left_alone() {
         let b = bounds(3);
-        assert_eq!(heal_step(&[0, 100 * S, 200 * S], 300 * S, &b), HealStep::Limit);
+        assert_eq!(
+            heal_step(&[0, 100 * S, 200 * S], 300 * S, &b),
+            HealStep::Limit
+        );
         // Heals older than the window no longer count.
-        assert_eq!(heal_step(&[0, 100 * S, 200 * S], 650 * S, &b), HealStep::Now);
+        assert_eq!(
+            heal_step(&[0, 100 * S, 200 * S], 650 * S, &b),
+            HealStep::Now
+        );
     }
 }

@@ -104,7 +104,9 @@ pub(super) fn pane_active(cfg: &Config, agent: &Agent, pane: &str, use_log: bool
         return true;
     }
     // A backend with screen rules: the classifier's `busy` is activity too.
-    if crate::fleet::screen::classify_text(b, pane).is_some_and(|c| c.state == detect::ScreenState::Busy) {
+    if crate::fleet::screen::classify_text(b, pane)
+        .is_some_and(|c| c.state == detect::ScreenState::Busy)
+    {
         return true;
     }
     b.footer_ui && use_log && written_within(&cfg.session_log(&agent.session), b.log_grace)
@@ -122,15 +124,25 @@ pub(super) fn pane_limited(cfg: &Config, agent: &Agent, pane: &str, typed: &[Str
     }
     b.limit_re.as_ref().is_some_and(|re| re.is_match(drawn))
         || (!b.screen_rules.is_empty()
-            && detect::classify_typed(pane, &b.screen_rules, chrono::Local::now().fixed_offset(), typed)
-                .state
+            && detect::classify_typed(
+                pane,
+                &b.screen_rules,
+                chrono::Local::now().fixed_offset(),
+                typed,
+            )
+            .state
                 == detect::ScreenState::RateLimited)
 }
 
 impl Watchdog {
     /// Kill (if running) and start `agent` again on the current phase; logs `healed`. Healing
     /// is bounded (`bounds.rs`): false, and nothing done, while it backs off or past its limit.
-    pub(super) fn restart_agent(&mut self, agent: &Agent, reason: HealReason, detail: &str) -> bool {
+    pub(super) fn restart_agent(
+        &mut self,
+        agent: &Agent,
+        reason: HealReason,
+        detail: &str,
+    ) -> bool {
         let screen = self.screens.get(&agent.name).map(|c| c.state.as_str());
         if !self.heal_allowed(agent, reason, screen) {
             return false;

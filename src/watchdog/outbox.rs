@@ -156,7 +156,11 @@ mod tests {
     #[test]
     fn only_the_limit_probe_goes_into_a_limit_screen() {
         assert!(takes_input(Some(ScreenState::RateLimited), true, true));
-        assert!(!takes_input(Some(ScreenState::PermissionPrompt), true, true));
+        assert!(!takes_input(
+            Some(ScreenState::PermissionPrompt),
+            true,
+            true
+        ));
     }
 
     #[test]

@@ -225,7 +225,10 @@ impl Watchdog {
         let Some(c) = refusal else {
             return;
         };
-        if open.get(&agent.name).is_some_and(|a| a.state == c.state.as_str() || a.state == HEAL_LIMIT) {
+        if open
+            .get(&agent.name)
+            .is_some_and(|a| a.state == c.state.as_str() || a.state == HEAL_LIMIT)
+        {
             return;
         }
         self.event(
@@ -334,10 +337,7 @@ mod tests {
     fn stale_attention_clears_when_the_screen_works_or_waits_for_input_again() {
         let login = open("login_required", Some("login_required"));
         for s in [ScreenState::IdleInput, ScreenState::Busy] {
-            assert_eq!(
-                attention_step(Some(&login), s, false),
-                AttentionStep::Close
-            );
+            assert_eq!(attention_step(Some(&login), s, false), AttentionStep::Close);
         }
         assert_eq!(
             attention_step(Some(&login), ScreenState::Starting, false),

@@ -83,8 +83,7 @@ backend = "simui"
 dir = "adversary"
 watch = "heal+stall"
 env = { ORCH_SIM_FAULT = "bypass-dialog" }
-"#
-        + &loop_section(1, "");
+"# + &loop_section(1, "");
     let p = Project::new(&body);
     p.orch_ok(&["up"]);
     assert!(p.wait_events("watchdog_started", 1, Duration::from_secs(10)));
@@ -104,10 +103,17 @@ env = { ORCH_SIM_FAULT = "bypass-dialog" }
     assert_eq!(saved["pings"][0]["state"], "pending");
     // Several ticks later: nothing typed, not restarted as stalled, still on its dialog.
     std::thread::sleep(Duration::from_secs(4));
-    assert!(pane_alive(&p, "t-adversary"), "the dialog was not answered by a ping");
+    assert!(
+        pane_alive(&p, "t-adversary"),
+        "the dialog was not answered by a ping"
+    );
     let typed: Vec<Value> = for_agent(p.events_named("ping"), "adversary");
     assert!(typed.is_empty(), "{typed:#?}");
-    assert!(for_agent(p.events_named("healed"), "adversary").is_empty(), "{:#?}", p.events());
+    assert!(
+        for_agent(p.events_named("healed"), "adversary").is_empty(),
+        "{:#?}",
+        p.events()
+    );
     let a = agent_status(&p, "adversary");
     assert_eq!(a["state"], "waiting_input", "{a:#}");
     assert_eq!(a["needs_attention"], "permission_prompt", "{a:#}");
@@ -134,8 +140,10 @@ env = { ORCH_SIM_FAULT = "bypass-dialog" }
     assert_eq!(pings[0]["delivered"], true, "{pings:#?}");
     assert!(!queue.exists(), "a delivered ping leaves the queue");
     assert!(pane_alive(&p, "t-adversary"));
-    assert!(wait_for(Duration::from_secs(5), || agent_status(&p, "adversary")
-        ["needs_attention"]
+    assert!(wait_for(Duration::from_secs(5), || agent_status(
+        &p,
+        "adversary"
+    )["needs_attention"]
         .is_null()));
     p.orch_ok(&["down"]);
 }
@@ -172,7 +180,10 @@ prompt = "If you hit a usage limit, stop; the watchdog will tell you when to res
     assert_eq!(attn["rule"], "api error");
     std::thread::sleep(Duration::from_secs(3));
     let screen = p.server.tmux.capture("t-a", usize::MAX).unwrap();
-    assert!(screen.contains("usage limit"), "the kickoff is on screen: {screen}");
+    assert!(
+        screen.contains("usage limit"),
+        "the kickoff is on screen: {screen}"
+    );
     let b_screen = p.server.tmux.capture("t-b", usize::MAX).unwrap();
     assert!(b_screen.contains("usage limit"), "{b_screen}");
     assert!(p.events_named("limit_hit").is_empty(), "{:#?}", p.events());
@@ -235,9 +246,16 @@ max_restarts = 3
         .iter()
         .map(|h| chrono::DateTime::parse_from_rfc3339(h["ts"].as_str().unwrap()).unwrap())
         .collect();
-    assert!((ts[2] - ts[1]) >= chrono::TimeDelta::milliseconds(1900), "{ts:?}");
+    assert!(
+        (ts[2] - ts[1]) >= chrono::TimeDelta::milliseconds(1900),
+        "{ts:?}"
+    );
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(for_agent(p.events_named("healed"), "a").len(), 3, "left alone");
+    assert_eq!(
+        for_agent(p.events_named("healed"), "a").len(),
+        3,
+        "left alone"
+    );
     assert_eq!(p.events_named("heal_limit").len(), 1);
     let a = agent_status(&p, "a");
     assert_eq!(a["state"], "dead", "{a:#}");
@@ -275,10 +293,17 @@ max_restarts = 3
     assert_eq!(heals.len(), 3, "{heals:#?}");
     assert!(heals.iter().all(|h| h["reason"] == "stall"));
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(for_agent(p.events_named("healed"), "a").len(), 3, "left alone");
+    assert_eq!(
+        for_agent(p.events_named("healed"), "a").len(),
+        3,
+        "left alone"
+    );
     let a = agent_status(&p, "a");
     assert_eq!(a["needs_attention"], "heal_limit", "{a:#}");
     assert_eq!(a["attention"]["reason"], "stall", "{a:#}");
-    assert!(pane_alive(&p, "t-a"), "left running for a person to look at");
+    assert!(
+        pane_alive(&p, "t-a"),
+        "left running for a person to look at"
+    );
     p.orch_ok(&["down"]);
 }
