@@ -178,6 +178,22 @@ impl Watchdog {
         }
     }
 
+    /// [`Self::read_exit`] for a dead pane not read yet, outside the screen pass (the restart
+    /// policy clears a dead pane in the same tick it sees it: it is read first).
+    pub(super) fn read_exit_once(&mut self, agent: &Agent, pane: &PaneInfo) {
+        if self.cfg.backend_of(agent).screen_rules.is_empty()
+            || !self.read_dead.insert(pane.pane_id.clone())
+        {
+            return;
+        }
+        let mut open = load_attention(&self.cfg);
+        let before = open.clone();
+        self.read_exit(&mut open, agent, pane);
+        if open != before {
+            save_attention(&self.cfg, &open);
+        }
+    }
+
     /// A pane whose process exited (kept by remain-on-exit): classify its last screen (with
     /// its history: a refusal may have scrolled up), record why it ended and its exit status,
     /// and open a needs-attention episode for a known refusal (root, offline first run, not

@@ -307,3 +307,32 @@ max_restarts = 3
     );
     p.orch_ok(&["down"]);
 }
+
+#[test]
+fn a_refusal_under_a_restart_policy_is_read_before_the_policy_clears_its_pane() {
+    let body = simui_backend("")
+        + r#"
+[[agent]]
+name = "a"
+kind = "persistent"
+backend = "simui"
+prompt = "work"
+restart = "no"
+env = { ORCH_SIM_FAULT = "refuse-root" }
+"#;
+    let p = Project::new(&body);
+    p.orch_ok(&["up"]);
+    assert!(
+        p.wait_events("agent_exited", 1, Duration::from_secs(15)),
+        "{:#?}",
+        p.events()
+    );
+    let attn = p.events_named("needs_attention");
+    assert_eq!(attn.len(), 1, "{:#?}", p.events());
+    assert_eq!(attn[0]["rule"], "refused as root");
+    assert_eq!(attn[0]["exit_status"], 1);
+    let a = agent_status(&p, "a");
+    assert_eq!(a["exit_reason"], "refused as root", "{a:#}");
+    assert_eq!(a["last_exit"], 1, "{a:#}");
+    p.orch_ok(&["down"]);
+}
