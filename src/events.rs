@@ -44,6 +44,13 @@ pub const GAVE_UP: &str = "gave_up";
 pub const AUTO_ACCEPTED: &str = "auto_accepted";
 /// Login or auth failed: a person must act (logged once per episode). Fields: `agent`, `state`.
 pub const NEEDS_ATTENTION: &str = "needs_attention";
+/// A ping waits because the agent's screen takes no input (a dialog, a login, an error...).
+/// Fields: `agent`, `reason`, `id`, `waiting_on` (the screen state). Its `ping` event follows
+/// once it is typed.
+pub const PING_QUEUED: &str = "ping_queued";
+/// Healing left the agent alone: it was healed `max_restarts` times within
+/// `restart_reset_after`. Fields: `agent`, `reason`, `heals`.
+pub const HEAL_LIMIT: &str = "heal_limit";
 
 /// An agent's derived state changed and held a few seconds. Fields: `agent`, `from`, `to`.
 pub const STATE_CHANGED: &str = "state_changed";
@@ -96,6 +103,8 @@ pub const ALL: &[&str] = &[
     NOTIFY_FAILED,
     STALLED,
     PHASE_QUIET,
+    PING_QUEUED,
+    HEAL_LIMIT,
 ];
 
 /// Appends events to `<log_dir>/events.jsonl`.

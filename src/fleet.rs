@@ -9,6 +9,7 @@ use crate::config::{Agent, Config, Phase, Service};
 use crate::tmux::{Command, DeliverOptions, NewSession, Tmux, TmuxError};
 use crate::{Error, Result, events::EventLog, state, workspace};
 
+pub mod pings;
 pub mod records;
 pub mod render;
 pub mod screen;
@@ -121,10 +122,12 @@ pub fn start_agent_by(
         stop_session_gracefully(cfg, tmux, &plan.session, agent.grace_period)?;
     }
     let mut command = to_tmux(plan.command.clone());
-    if agent.restart.is_some() {
-        // A restart policy needs the exit status: the pane stays (dead) after its process
-        // exits, and the process runs under a recorder (tmux 3.3 sometimes never fills
-        // #{pane_dead_status}).
+    // A restart policy needs the exit status, and an agent whose screen is classified is read
+    // after it exits (a refusal to start is news for a person): the pane stays (dead) after
+    // its process exits, and the process runs under a recorder (tmux 3.3 sometimes never
+    // fills #{pane_dead_status}).
+    let keep_dead = agent.restart.is_some() || !cfg.backend_of(agent).screen_rules.is_empty();
+    if keep_dead {
         let file = exit_status_file(cfg, &plan.session);
         let _ = std::fs::remove_file(&file);
         command = record_exit_status(command, &file);
@@ -132,7 +135,7 @@ pub fn start_agent_by(
     let mut spec = NewSession::new(&plan.session, &plan.cwd, command);
     spec.env = plan.env.clone();
     spec.log = Some(cfg.session_log(&plan.session));
-    spec.remain_on_exit = agent.restart.is_some();
+    spec.remain_on_exit = keep_dead;
     tmux.new_session(&spec)?;
     // Answer the first dialogs (auto_accept) before anything is typed; see watchdog/screen.rs.
     screen::settle_start(cfg, tmux, agent);
@@ -386,6 +389,7 @@ fn save_scrollback(cfg: &Config, tmux: &Tmux, session: &str) {
 /// restart policy leaves it down; `false` when it was not running.
 pub fn stop_agent(cfg: &Config, tmux: &Tmux, agent: &Agent) -> Result<bool> {
     records::record_stopped(cfg, &agent.name);
+    screen::clear_attention(cfg, &agent.name);
     stop_session_gracefully(cfg, tmux, &agent.session, agent.grace_period)
 }
 

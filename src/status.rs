@@ -55,8 +55,16 @@ pub struct AgentReport {
     /// What the pane runs now (tmux's pane_current_command); empty when stopped.
     pub command: String,
     pub pid: Option<u32>,
-    /// `login_required` / `auth_error` while a human must act (the watchdog's open episode).
+    /// `login_required` / `auth_error` / `network_error` / a dialog (`permission_prompt`...) /
+    /// `exited` (a refusal) / `heal_limit` while a human must act (the watchdog's open episode).
     pub needs_attention: Option<String>,
+    /// The open episode in full: `state`, `since`, `rule`, `reason`, `exit_status`, `lines`.
+    pub attention: Option<screen::Attention>,
+    /// Why its last run ended (a refusal's rule, `exited with status N`, `session gone`);
+    /// always set for a `dead` agent.
+    pub exit_reason: Option<String>,
+    /// Pings queued for it, waiting for a screen that takes input.
+    pub pending_pings: usize,
     /// working | idle | waiting_input | held | stalled | dead | stopped | gave_up.
     pub state: &'static str,
     /// RFC 3339: for `held`, the end of the usage-limit hold.
@@ -126,6 +134,12 @@ pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
                     .get(&a.name)
                     .filter(|x| opened_since_start(&x.since, record.started_at))
                     .map(|x| x.state.clone()),
+                attention: attention
+                    .get(&a.name)
+                    .filter(|x| opened_since_start(&x.since, record.started_at))
+                    .cloned(),
+                exit_reason: record.exit_reason.clone(),
+                pending_pings: crate::fleet::pings::pending_count(cfg, &a.name),
                 state: "stopped",
                 until: None,
                 since: None,
@@ -213,9 +227,25 @@ fn observe_agent(
         lifecycle,
         stall_after: (a.watch == Watch::HealStall)
             .then(|| cfg.backend_of(a).stall_idle.as_secs() as i64),
+        waiting_on_human: r
+            .attention
+            .as_ref()
+            .filter(|x| x.state != "heal_limit")
+            .map(|x| {
+                DateTime::parse_from_rfc3339(&x.since)
+                    .map(|t| t.timestamp())
+                    .unwrap_or(now)
+            }),
     };
     let d = derive_state(&obs);
     r.state = d.state.as_str();
+    if d.state == AgentState::Dead && r.exit_reason.is_none() {
+        r.exit_reason = Some(match (pane.map(|p| p.dead), r.last_exit) {
+            (Some(true), Some(s)) => format!("exited with status {s}"),
+            (Some(true), None) => "exited".into(),
+            _ => "session gone".into(),
+        });
+    }
     if let AgentState::Held { until } = d.state {
         r.until = rfc3339(until.floor() as i64);
     }

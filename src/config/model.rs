@@ -151,6 +151,8 @@ pub struct Backend {
     pub connect_delay: Duration,
     /// How long a start-up screen must keep its state before it counts as settled.
     pub startup_settle: Duration,
+    /// Typed text is queued while the CLI is busy: pings may go in on a `busy` screen.
+    pub busy_input: bool,
     pub model_env: bool,
     /// tmux key names that make the CLI quit at once, sent one at a time (200 ms apart) when
     /// it is stopped, before its grace period; default `["C-c"]`.
@@ -228,6 +230,29 @@ pub struct Agent {
     pub timeout: Option<Duration>,
     /// `None` when `restart` is not set: today's behaviour (healing by `watch`).
     pub restart: Option<RestartPolicy>,
+    /// How often the watchdog may heal it (`max_restarts`, `restart_backoff*`, `restart_reset_after`).
+    pub heal: HealBounds,
+}
+
+/// The bounds of healing one agent: at most `max` heals within `window` (0 = unlimited), each
+/// after the previous one by `backoff` doubling up to `backoff_max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealBounds {
+    pub max: u32,
+    pub backoff: Duration,
+    pub backoff_max: Duration,
+    pub window: Duration,
+}
+
+impl Default for HealBounds {
+    fn default() -> Self {
+        HealBounds {
+            max: 5,
+            backoff: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(300),
+            window: Duration::from_secs(600),
+        }
+    }
 }
 
 /// When the watchdog restarts an agent whose process exited.

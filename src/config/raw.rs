@@ -197,6 +197,7 @@ pub struct RawBackend {
     pub connect_delay: Option<Seconds>,
     /// How long a start-up screen must hold still before it counts (auto_accept / ping).
     pub startup_settle: Option<Seconds>,
+    pub busy_input: Option<bool>,
     pub model_env: Option<bool>,
     /// tmux keys that make the CLI quit, sent one at a time before the grace period.
     pub stop_keys: Option<Vec<String>>,

@@ -77,6 +77,7 @@ pub const BACKEND_KEYS: &[&str] = &[
     "server",
     "connect_delay",
     "startup_settle",
+    "busy_input",
     "model_env",
     "stop_keys",
 ];

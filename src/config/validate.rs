@@ -228,6 +228,7 @@ fn build_backend(c: &mut Checker<'_>, name: &str, b: &RawBackend) -> Option<Back
         server: b.server.clone().unwrap_or_default(),
         connect_delay: dur(&b.connect_delay, secs(12)),
         startup_settle: dur(&b.startup_settle, secs(5)),
+        busy_input: b.busy_input.unwrap_or(true),
         model_env: b.model_env.unwrap_or(false),
         stop_keys: stop_keys(c, &at("stop_keys"), name, b.stop_keys.as_deref()),
     })
@@ -417,6 +418,7 @@ fn build_agents(
             grace_period: policy.grace_period,
             timeout: policy.timeout,
             restart: policy.restart,
+            heal: policy.heal,
         });
     }
     agents

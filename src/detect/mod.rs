@@ -21,8 +21,8 @@ pub use marker::{
 };
 pub use reset::{LIMIT_HOLD_WINDOW, hold_until, parse_reset};
 pub use screen::{
-    Classification, ScreenRule, ScreenState, builtin_presets, builtin_rules, classify,
-    parse_rules_toml,
+    Classification, ScreenRule, ScreenState, after_echo, builtin_presets, builtin_rules, classify,
+    classify_typed, drawn_last_only, parse_rules_toml,
 };
 pub use selftest::selftest_checks;
 

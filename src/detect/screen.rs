@@ -151,6 +151,30 @@ pub struct Classification {
 /// Classify `screen` (escapes are stripped first): an empty screen is `Starting`; otherwise
 /// the first rule that matches wins; nothing matching is `Unknown`.
 pub fn classify(screen: &str, rules: &[ScreenRule], now: DateTime<FixedOffset>) -> Classification {
+    classify_typed(screen, rules, now, &[])
+}
+
+/// True for the states whose rules see only what the agent drew last (see [`after_echo`]):
+/// a usage limit, a credentials or network error, an exit or refusal.
+pub fn drawn_last_only(state: ScreenState) -> bool {
+    matches!(
+        state,
+        ScreenState::RateLimited
+            | ScreenState::AuthError
+            | ScreenState::NetworkError
+            | ScreenState::Exited
+    )
+}
+
+/// [`classify`], knowing the texts orch typed into the agent (its kickoff, its pings): the
+/// rules of [`drawn_last_only`] states see only the rows below the last row that echoes one
+/// of them, so a kickoff that says "if you hit a usage limit" is never a usage limit.
+pub fn classify_typed(
+    screen: &str,
+    rules: &[ScreenRule],
+    now: DateTime<FixedOffset>,
+    typed: &[String],
+) -> Classification {
     let plain = strip_ansi(screen);
     let text = trim_trailing_blank_rows(&plain);
     if text.trim().is_empty() {
@@ -160,12 +184,14 @@ pub fn classify(screen: &str, rules: &[ScreenRule], now: DateTime<FixedOffset>) 
             reset: None,
         };
     }
-    match rules.iter().find(|r| r.matches(text)) {
+    let last = after_echo(text, typed);
+    let seen = |r: &ScreenRule| if drawn_last_only(r.state) { last } else { text };
+    match rules.iter().find(|r| r.matches(seen(r))) {
         Some(rule) => Classification {
             state: rule.state,
             rule: Some(rule.name.clone()),
             reset: (rule.state == ScreenState::RateLimited)
-                .then(|| parse_reset(text, now))
+                .then(|| parse_reset(seen(rule), now))
                 .flatten(),
         },
         None => Classification {
@@ -173,6 +199,53 @@ pub fn classify(screen: &str, rules: &[ScreenRule], now: DateTime<FixedOffset>) 
             rule: None,
             reset: None,
         },
+    }
+}
+
+/// Folded for comparing a screen row with typed text: markdown marks dropped (CLIs render
+/// `**bold**` and `` `code` `` without them), runs of whitespace made one space.
+fn fold_for_echo(text: &str) -> String {
+    let kept: String = text
+        .chars()
+        .filter(|c| !matches!(c, '*' | '`' | '#'))
+        .collect();
+    kept.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A row this short is never taken for an echo on its own ("---", "Rules").
+const ECHO_MIN_CHARS: usize = 12;
+
+/// The part of `text` below its last row that echoes one of `typed` (a row whose text, less
+/// a leading prompt mark, is a piece of a typed text at least [`ECHO_MIN_CHARS`] long): what
+/// the agent drew after the last prompt it was given. All of `text` when no row echoes. Pure.
+pub fn after_echo<'a>(text: &'a str, typed: &[String]) -> &'a str {
+    let folded: Vec<String> = typed
+        .iter()
+        .map(|t| fold_for_echo(t))
+        .filter(|t| t.chars().count() >= ECHO_MIN_CHARS)
+        .collect();
+    if folded.is_empty() {
+        return text;
+    }
+    let mut end_of_echo = None;
+    let mut offset = 0;
+    let mut in_echo = false;
+    for row in text.split_inclusive('\n') {
+        let body = row.trim_start_matches(|c: char| {
+            c.is_whitespace() || matches!(c, '❯' | '›' | '>' | '│' | '┃' | '▎' | '*')
+        });
+        let body = fold_for_echo(body);
+        let piece = !body.is_empty() && folded.iter().any(|t| t.contains(&body));
+        // A short piece counts only right below a longer echoed row (a wrapped tail).
+        in_echo = piece && (in_echo || body.chars().count() >= ECHO_MIN_CHARS);
+        if in_echo {
+            end_of_echo = Some(offset + row.len());
+        }
+        offset += row.len();
+    }
+    match end_of_echo {
+        Some(end) => &text[end.min(text.len())..],
+        None => text,
     }
 }
 

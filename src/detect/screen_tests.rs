@@ -222,3 +222,99 @@ fn rule_files_report_bad_states_patterns_and_keys() {
     let typo = "[x]\n[[x.rules]]\nstate = \"busy\"\npatern = 'a'\n";
     assert!(parse_rules_toml(typo, "t.toml").is_err());
 }
+
+fn fixture(rel: &str) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tui/");
+    std::fs::read_to_string(format!("{path}{rel}")).unwrap()
+}
+
+/// orch's kickoff for the builder of p1, as the 2.1.330 captures were given it.
+fn kickoff() -> String {
+    let template = include_str!("../../prompts/kickoff.md");
+    template
+        .replace("{phase_id}", "p1")
+        .replace("{role}", "builder")
+        .replace("{plan}", "docs/p1-plan.md")
+        .replace("{status}", "p1-STATUS.md")
+        + "\nYou are the builder.\n"
+}
+
+#[test]
+fn rows_echoing_typed_text_end_before_what_the_agent_drew_last() {
+    let typed = vec!["If you hit a usage limit, stop; the watchdog will tell you.".to_string()];
+    let screen =
+        "› If you hit a usage limit, stop; the watchdog\n  will tell you.\n● API Error\n> ";
+    assert_eq!(after_echo(screen, &typed), "● API Error\n> ");
+    assert_eq!(
+        after_echo(screen, &[]),
+        screen,
+        "nothing typed: the whole screen"
+    );
+    let other = vec!["something else entirely, typed".to_string()];
+    assert_eq!(after_echo(screen, &other), screen);
+    // Markdown marks and re-wrapping do not hide an echo.
+    let md = vec!["You are the **builder** of a `two-agent` loop.".to_string()];
+    assert_eq!(
+        after_echo("❯ You are the builder of a two-agent\n  loop.\nok", &md),
+        "ok"
+    );
+}
+
+#[test]
+fn the_kickoffs_own_usage_limit_line_is_not_a_usage_limit() {
+    // The issue-13 screen: claude gave up on the network with orch's kickoff still on screen.
+    let rules = vec![
+        ScreenRule::new(ScreenState::RateLimited, "(?i)usage limit", None).unwrap(),
+        ScreenRule::new(ScreenState::IdleInput, "^❯", None).unwrap(),
+    ];
+    for rel in [
+        "claude/2.1.330-kickoff-api-error-xs.txt",
+        "claude/2.1.330-kickoff-retrying-xs.txt",
+    ] {
+        let screen = fixture(rel);
+        assert_eq!(
+            classify(&screen, &rules, now()).state,
+            ScreenState::RateLimited,
+            "{rel}: the echo alone reads as a limit"
+        );
+        let typed = classify_typed(&screen, &rules, now(), &[kickoff()]);
+        assert_eq!(typed.state, ScreenState::IdleInput, "{rel}");
+    }
+    let claude = builtin_rules("claude-code").unwrap();
+    let screen = fixture("claude/2.1.330-kickoff-api-error-xs.txt");
+    let c = classify_typed(&screen, &claude, now(), &[kickoff()]);
+    assert_eq!(c.state, ScreenState::NetworkError, "{c:?}");
+}
+
+#[test]
+fn an_error_banner_above_an_empty_input_box_is_the_error_not_idle_input() {
+    let banner = "❯ say hi\n● API Error: Can't reach the API server — check your internet or DNS (ENOTFOUND)\n\n";
+    let screen = format!("{banner}{CLAUDE_IDLE_TAIL}");
+    assert_eq!(class("claude-code", &screen), ScreenState::NetworkError);
+    let typed = screen.replace("❯ \n", "❯ next question\n");
+    assert_eq!(class("claude-code", &typed), ScreenState::IdleInput);
+}
+
+#[test]
+fn a_shell_showing_only_the_launch_command_is_starting() {
+    for (preset, line) in [
+        (
+            "claude-code",
+            "bash-5.2# claude --dangerously-skip-permissions 'say hi'",
+        ),
+        ("codex", "user@host:~/p$ codex --model x"),
+        ("gemini-cli", "$ exec gemini --yolo -i hi"),
+        ("opencode", "% /usr/local/bin/opencode --prompt hi"),
+    ] {
+        assert_eq!(
+            class(preset, &format!("{line}\n\n")),
+            ScreenState::Starting,
+            "{line}"
+        );
+    }
+    // Another program's command, or the CLI's own output below it, is not.
+    assert_ne!(
+        class("claude-code", "bash-5.2# vim notes\n"),
+        ScreenState::Starting
+    );
+}

@@ -32,6 +32,12 @@ pub struct AgentRecord {
     /// by `orch phase next/set` when this differs from the current one).
     #[serde(default)]
     pub phase: Option<String>,
+    /// When the watchdog healed it (Unix ms), within the heal window (kept across restarts).
+    #[serde(default)]
+    pub heals: Vec<i64>,
+    /// Why its last run ended, when known (a refusal's rule, "session gone", an exit status).
+    #[serde(default)]
+    pub exit_reason: Option<String>,
 }
 
 pub fn now_ms() -> i64 {
@@ -71,14 +77,17 @@ pub fn update(cfg: &Config, agent: &str, f: impl FnOnce(&mut AgentRecord)) {
     save(cfg, agent, &rec);
 }
 
-/// A fresh start: the time and fingerprint recorded, earlier exits and verdicts forgotten.
+/// A fresh start: the time and fingerprint recorded, earlier exits and verdicts forgotten
+/// (the heal times are kept: healing is bounded across restarts).
 pub fn record_start(cfg: &Config, agent: &str, fingerprint: &str) {
+    let heals = record(cfg, agent).heals;
     save(
         cfg,
         agent,
         &AgentRecord {
             started_at: Some(now_ms()),
             fingerprint: Some(fingerprint.to_string()),
+            heals,
             ..AgentRecord::default()
         },
     );
@@ -89,6 +98,7 @@ pub fn record_stopped(cfg: &Config, agent: &str) {
     update(cfg, agent, |r| {
         r.stopped = true;
         r.next_restart_at = None;
+        r.heals.clear();
     });
 }
 

@@ -20,10 +20,27 @@ use crate::tmux::Tmux;
 pub const ATTENTION_FILE: &str = "attention.json";
 
 /// An open needs-attention episode.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Attention {
+    /// The screen state that needs a person (`login_required`, `auth_error`, `network_error`,
+    /// a dialog such as `permission_prompt`, `exited` for a refusal), or `heal_limit`.
     pub state: String,
     pub since: String,
+    /// The classifier rule that matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// For `heal_limit`: the heal reason that ran out (`gone`, `stall`, `fatal`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The screen state when the episode opened: it closes once the screen shows another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen: Option<String>,
+    /// The exit status of a pane that exited (a refusal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
+    /// The last lines the agent drew (a refusal, an error).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<String>,
 }
 
 pub fn attention_file(cfg: &Config) -> PathBuf {
@@ -38,9 +55,41 @@ pub fn load_attention(cfg: &Config) -> BTreeMap<String, Attention> {
         .unwrap_or_default()
 }
 
-/// True for the states a restart cannot fix: a human has to log in or fix the key.
+/// True for the states a restart cannot fix: a human has to log in, fix the key or the
+/// network (a turn that ended on a network error after the CLI's own retries).
 pub fn needs_human(state: ScreenState) -> bool {
-    matches!(state, ScreenState::LoginRequired | ScreenState::AuthError)
+    matches!(
+        state,
+        ScreenState::LoginRequired | ScreenState::AuthError | ScreenState::NetworkError
+    )
+}
+
+/// True for dialog states (answered only by `auto_accept` rules, never by typed text).
+pub fn is_dialog(state: ScreenState) -> bool {
+    matches!(
+        state,
+        ScreenState::TrustPrompt | ScreenState::PermissionPrompt | ScreenState::Onboarding
+    )
+}
+
+/// Close `agent`'s episode, if any (it was stopped on purpose: a person acted).
+pub fn clear_attention(cfg: &Config, agent: &str) {
+    let mut open = load_attention(cfg);
+    if open.remove(agent).is_some() {
+        save_attention(cfg, &open);
+    }
+}
+
+/// Save the open needs-attention episodes (temp file, then rename).
+pub fn save_attention(cfg: &Config, open: &BTreeMap<String, Attention>) {
+    let result = std::fs::create_dir_all(&cfg.state_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            crate::state::save_json(&attention_file(cfg), open).map_err(|e| e.to_string())
+        });
+    if let Err(e) = result {
+        tracing::warn!("cannot save the needs-attention list: {e}");
+    }
 }
 
 /// Classify the pane of `session` with `backend`'s rules; `None` when the backend has no

@@ -21,6 +21,14 @@ pub enum Fault {
     WaitingUntil(String),
     /// Exit 0 after the first step.
     Exit0,
+    /// Before the kickoff: Claude's bypass-permissions warning (`❯ No, exit` / `Yes, I accept`).
+    /// A line with the Down key accepts; any other line (a ping + Enter) picks "No, exit".
+    BypassDialog,
+    /// Refuse to start as Claude does as root: print its refusal line, exit 1.
+    RefuseRoot,
+    /// The kickoff is echoed in full, then the turn ends on Claude's network error; every later
+    /// line gets the same error.
+    NetworkError,
 }
 
 impl Fault {
@@ -45,10 +53,13 @@ impl Fault {
             "hang" => Fault::Hang,
             "fatal" => Fault::Fatal,
             "exit0" => Fault::Exit0,
+            "bypass-dialog" => Fault::BypassDialog,
+            "refuse-root" => Fault::RefuseRoot,
+            "network-error" => Fault::NetworkError,
             other => {
                 return Err(format!(
                     "unknown fault `{other}` (known: limit, limit-after-claim, crash, crash-at-start, \
-                     hang, fatal, waiting-until=<ISO>, exit0)"
+                     hang, fatal, waiting-until=<ISO>, exit0, bypass-dialog, refuse-root, network-error)"
                 ));
             }
         })
@@ -62,6 +73,27 @@ impl Fault {
             .collect()
     }
 }
+
+/// Claude Code 2.1's bypass-permissions warning, as the `bypass-dialog` fault draws it.
+pub const BYPASS_DIALOG: &str = "\
+────────────────────────────────────────
+  WARNING: Claude Code running in Bypass Permissions mode
+
+  In Bypass Permissions mode, Claude Code will not ask for your approval before running
+  potentially dangerous commands.
+
+  ❯ No, exit
+    Yes, I accept
+
+  Enter to confirm · Esc to cancel";
+
+/// Claude Code's refusal to run as root with --dangerously-skip-permissions.
+pub const ROOT_REFUSAL: &str =
+    "--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons";
+
+/// Claude Code's end of a turn after its network retries.
+pub const API_ERROR: &str =
+    "● API Error: Can't reach the API server — check your internet or DNS (ENOTFOUND)";
 
 /// When a limit hit at `now` lifts: `now + secs`, rounded up to the next whole minute.
 pub fn limit_reset_time<Tz: TimeZone>(now: DateTime<Tz>, secs: u64) -> DateTime<Tz> {
@@ -92,7 +124,7 @@ mod tests {
     #[test]
     fn parses_every_known_fault() {
         let all = Fault::parse_list(
-            "limit, limit-after-claim,crash,crash-at-start,hang,fatal,exit0,waiting-until=2030-01-01T09:00:00Z",
+            "limit, limit-after-claim,crash,crash-at-start,hang,fatal,exit0,waiting-until=2030-01-01T09:00:00Z,bypass-dialog,refuse-root,network-error",
         )
         .unwrap();
         assert_eq!(
@@ -106,6 +138,9 @@ mod tests {
                 Fault::Fatal,
                 Fault::Exit0,
                 Fault::WaitingUntil("2030-01-01T09:00:00Z".into()),
+                Fault::BypassDialog,
+                Fault::RefuseRoot,
+                Fault::NetworkError,
             ]
         );
     }

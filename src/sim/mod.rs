@@ -39,7 +39,7 @@ pub struct SimArgs {
     #[arg(long)]
     pub find: bool,
     /// A fault to play: limit, limit-after-claim, crash, crash-at-start, hang, fatal,
-    /// waiting-until=<ISO>, exit0. Repeatable; also ORCH_SIM_FAULT (comma-separated).
+    /// waiting-until=<ISO>, exit0, bypass-dialog, refuse-root, network-error. Repeatable; also ORCH_SIM_FAULT (comma-separated).
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
     /// Play the --fault and ORCH_SIM_FAULT faults only in this phase (ORCH_PHASE); in any other
@@ -116,6 +116,8 @@ enum Mode {
     Limited(DateTime<Local>),
     /// Fatal or waiting: reads input, prints nothing.
     Idle,
+    /// The turn ended on a network error: every line gets the error again.
+    Offline,
 }
 
 enum Flow {
@@ -173,7 +175,27 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
             .say("Error: orch-sim crashed at start (simulated fault)")?;
         return Ok(ExitCode::from(1));
     }
+    if sim.faults.contains(&Fault::RefuseRoot) {
+        sim.scr.say(fault::ROOT_REFUSAL)?;
+        return Ok(ExitCode::from(1));
+    }
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    if sim.faults.contains(&Fault::BypassDialog) && !sim.bypass_dialog(&mut input)? {
+        return Ok(ExitCode::from(1));
+    }
     let mut flow = match args.kickoff {
+        Some(text) if sim.faults.contains(&Fault::NetworkError) => {
+            // Echoed in full (as Claude shows a prompt), then the turn fails.
+            let mut lines = text.lines();
+            sim.scr.echo_input(lines.next().unwrap_or_default())?;
+            for l in lines {
+                sim.scr.say(&format!("  {l}"))?;
+            }
+            sim.scr.say(fault::API_ERROR)?;
+            sim.mode = Mode::Offline;
+            Flow::Continue
+        }
         Some(text) => {
             let first = text.lines().next().unwrap_or_default();
             sim.scr.echo_input(first)?;
@@ -181,8 +203,6 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         }
         None => Flow::Continue,
     };
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
     loop {
         match flow {
             Flow::Continue => {}
@@ -230,9 +250,32 @@ impl Sim {
         self.scr.say(&line)
     }
 
+    /// The `bypass-dialog` fault: draw the warning and read one answer. True when accepted
+    /// (the line held the Down key); otherwise it says so and the sim exits, as Claude does.
+    fn bypass_dialog(&mut self, input: &mut impl BufRead) -> Result<bool> {
+        self.scr.say(fault::BYPASS_DIALOG)?;
+        let mut line = String::new();
+        input
+            .read_line(&mut line)
+            .map_err(|e| Error::io("<stdin>", "reading the sim's input", e))?;
+        if line.contains("\x1b[B") || line.contains("\x1bOB") {
+            self.scr.clear()?;
+            self.banner()?;
+            return Ok(true);
+        }
+        self.scr
+            .say("No, exit: bypass permissions mode declined.")?;
+        Ok(false)
+    }
+
     fn on_line(&mut self, line: &str) -> Result<Flow> {
         match self.mode {
             Mode::Idle => Ok(Flow::Continue),
+            Mode::Offline => {
+                self.scr.echo_input(line)?;
+                self.scr.say(fault::API_ERROR)?;
+                Ok(Flow::Continue)
+            }
             Mode::Limited(until) => {
                 self.scr.echo_input(line)?;
                 if Local::now() < until {
@@ -355,8 +398,16 @@ impl Sim {
 
     /// Play the first fault that is due once the first step is over.
     fn after_first_step(&mut self) -> Result<Flow> {
-        let Some(fault) = self.take_fault(|f| !matches!(f, Fault::Limit | Fault::CrashAtStart))
-        else {
+        let Some(fault) = self.take_fault(|f| {
+            !matches!(
+                f,
+                Fault::Limit
+                    | Fault::CrashAtStart
+                    | Fault::BypassDialog
+                    | Fault::RefuseRoot
+                    | Fault::NetworkError
+            )
+        }) else {
             return Ok(Flow::Continue);
         };
         match fault {
@@ -375,7 +426,11 @@ impl Sim {
                 self.scr.say(&format!("WAITING-UNTIL: {iso}"))?;
                 self.mode = Mode::Idle;
             }
-            Fault::Limit | Fault::CrashAtStart => {}
+            Fault::Limit
+            | Fault::CrashAtStart
+            | Fault::BypassDialog
+            | Fault::RefuseRoot
+            | Fault::NetworkError => {}
         }
         Ok(Flow::Continue)
     }

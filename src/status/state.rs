@@ -64,6 +64,8 @@ pub struct Observation {
     pub lifecycle: Option<(Lifecycle, i64)>,
     /// Idle longer than this is a stall (`watch = "heal+stall"` only).
     pub stall_after: Option<i64>,
+    /// Its screen waits for a person (a dialog it may not answer, a login, an error): since when.
+    pub waiting_on_human: Option<i64>,
 }
 
 /// The state and since when it holds (None when unknown).
@@ -99,6 +101,10 @@ pub fn derive_state(o: &Observation) -> Derived {
     }
     if let Some(until) = o.hold_until {
         return derived(AgentState::Held { until }, o.limit_hit_at);
+    }
+    // A dialog, login or error screen is never idle (nor stalled): it waits for a person.
+    if let Some(since) = o.waiting_on_human {
+        return derived(AgentState::WaitingInput, Some(since));
     }
     // A hook record older than the last (re)start describes the previous process.
     let hook = o.hook.filter(|(_, t)| started_at.is_none_or(|s| *t >= s));
@@ -235,6 +241,19 @@ mod tests {
         o.hook = Some((HookActivity::WaitingInput, NOW - 90));
         o.pane_activity = Some(NOW - 5000);
         assert_eq!(state(&o), AgentState::WaitingInput);
+    }
+
+    #[test]
+    fn a_screen_waiting_for_a_person_is_waiting_input_never_idle_or_stalled() {
+        let mut o = running();
+        o.pane_activity = Some(NOW - 5000);
+        o.stall_after = Some(300);
+        assert_eq!(state(&o), AgentState::Stalled);
+        o.waiting_on_human = Some(NOW - 4000);
+        assert_eq!(
+            derive_state(&o),
+            derived(AgentState::WaitingInput, Some(NOW - 4000))
+        );
     }
 
     #[test]

@@ -88,10 +88,10 @@ impl Watchdog {
                 if self.fetch_error.take().is_some() {
                     tracing::info!("the handoff repo {} reads again", repo.display());
                 }
-                save_memory(&self.cfg, &mem);
-                for p in pings {
-                    self.send_ping(&h, &p);
+                for p in &pings {
+                    self.queue_handoff_ping(&h, p);
                 }
+                save_memory(&self.cfg, &mem);
             }
             Err(e) => {
                 let text = e.to_string();
@@ -104,7 +104,9 @@ impl Watchdog {
         }
     }
 
-    fn send_ping(&self, h: &Handoff, p: &PingDecision) {
+    /// Queue the ping `p` for its target (typed by the outbox pass once the target's screen
+    /// takes input); queued before the handoff memory moves past it, so it is never lost.
+    fn queue_handoff_ping(&self, h: &Handoff, p: &PingDecision) {
         let (target, text, file) = match (p.reason, p.inbox_index) {
             (PingReason::Claim, _) => (&h.claim_pings, handoff::CLAIM_PING.to_string(), None),
             (PingReason::Review, _) => (&h.review_pings, handoff::REVIEW_PING.to_string(), None),
@@ -123,14 +125,15 @@ impl Watchdog {
             }
             (PingReason::Inbox, None) => return,
         };
-        let delivered = self.ping_agent(target, &text);
-        tracing::info!(agent = %target, reason = p.reason.as_str(), delivered, "ping");
-        self.event(
-            events::PING,
-            json!({
-                "agent": target, "reason": p.reason.as_str(), "commits": p.commits,
-                "file": file, "delivered": delivered,
-            }),
+        let id = match (&file, p.commits.last()) {
+            (Some(f), _) => format!("inbox-{f}-{}", crate::fleet::records::now_ms()),
+            (None, Some(sha)) => format!("{}-{sha}", p.reason.as_str()),
+            (None, None) => format!("{}-{}", p.reason.as_str(), crate::fleet::records::now_ms()),
+        };
+        let fields = json!({ "commits": p.commits, "file": file });
+        self.queue_ping(
+            target,
+            crate::fleet::pings::PendingPing::new(id, p.reason.as_str(), text, fields),
         );
     }
 

@@ -46,6 +46,8 @@ pub enum HealReason {
     Mismatch,
     Fatal,
     Stall,
+    /// The process exited on a known refusal (root, offline first run, not logged in).
+    Refused,
 }
 
 impl HealReason {
@@ -55,6 +57,7 @@ impl HealReason {
             HealReason::Mismatch => "mismatch",
             HealReason::Fatal => "fatal",
             HealReason::Stall => "stall",
+            HealReason::Refused => "refused",
         }
     }
 }
@@ -109,17 +112,41 @@ pub(super) fn pane_active(cfg: &Config, agent: &Agent, pane: &str, use_log: bool
     b.footer_ui && use_log && written_within(&cfg.session_log(&agent.session), b.log_grace)
 }
 
-/// True when the pane shows a usage-limit banner while the agent is not working.
-pub(super) fn pane_limited(cfg: &Config, agent: &Agent, pane: &str) -> bool {
+/// True when the pane shows a usage-limit banner while the agent is not working. The banner
+/// must be below the last text orch typed into the agent (`typed`): a kickoff that mentions
+/// "usage limit" is not one.
+pub(super) fn pane_limited(cfg: &Config, agent: &Agent, pane: &str, typed: &[String]) -> bool {
     let b = cfg.backend_of(agent);
-    detect::screen_limited(pane, b.limit_re.as_ref(), b.active_re.as_ref(), b.footer_ui)
-        || crate::fleet::screen::classify_text(b, pane)
-            .is_some_and(|c| c.state == detect::ScreenState::RateLimited)
+    let plain = detect::strip_ansi(pane);
+    let drawn = detect::after_echo(&plain, typed);
+    if detect::screen_active(pane, b.active_re.as_ref(), b.footer_ui) {
+        return false;
+    }
+    b.limit_re.as_ref().is_some_and(|re| re.is_match(drawn))
+        || (!b.screen_rules.is_empty()
+            && detect::classify_typed(
+                pane,
+                &b.screen_rules,
+                chrono::Local::now().fixed_offset(),
+                typed,
+            )
+            .state
+                == detect::ScreenState::RateLimited)
 }
 
 impl Watchdog {
-    /// Kill (if running) and start `agent` again on the current phase; logs `healed`.
-    pub(super) fn restart_agent(&mut self, agent: &Agent, reason: HealReason, detail: &str) {
+    /// Kill (if running) and start `agent` again on the current phase; logs `healed`. Healing
+    /// is bounded (`bounds.rs`): false, and nothing done, while it backs off or past its limit.
+    pub(super) fn restart_agent(
+        &mut self,
+        agent: &Agent,
+        reason: HealReason,
+        detail: &str,
+    ) -> bool {
+        let screen = self.screens.get(&agent.name).map(|c| c.state.as_str());
+        if !self.heal_allowed(agent, reason, screen) {
+            return false;
+        }
         tracing::warn!(agent = %agent.name, reason = reason.as_str(), "{detail}: restarting");
         if let Err(e) = fleet::stop_session_gracefully(
             &self.cfg,
@@ -141,6 +168,7 @@ impl Watchdog {
                 "detail": detail, "restarted": started.is_ok(),
             }),
         );
+        true
     }
 
     /// The healing pass of the heavy tick over `fleet` (one snapshot for the whole tick).
@@ -172,8 +200,27 @@ impl Watchdog {
                 {
                     continue;
                 }
-                super::limit::clear_hold(&self.cfg, &agent.session);
-                self.restart_agent(&agent, HealReason::Gone, "session is gone");
+                // A pane kept after its process exited was read by the screen pass: a known
+                // refusal is healed as `refused` (bounded like every heal).
+                let refused = info.is_some()
+                    && crate::fleet::screen::load_attention(&self.cfg)
+                        .get(&agent.name)
+                        .is_some_and(|a| a.state != super::screen::HEAL_LIMIT);
+                let (reason, detail) = match info {
+                    Some(_) if refused => (HealReason::Refused, "its process refused to start"),
+                    Some(_) => (HealReason::Gone, "its process exited"),
+                    None => (HealReason::Gone, "session is gone"),
+                };
+                if info.is_none() {
+                    crate::fleet::records::update(&self.cfg, &agent.name, |r| {
+                        if r.exit_reason.is_none() {
+                            r.exit_reason = Some("session gone".into());
+                        }
+                    });
+                }
+                if self.restart_agent(&agent, reason, detail) {
+                    super::limit::clear_hold(&self.cfg, &agent.session);
+                }
                 continue;
             };
             let expected = self.cfg.backend_of(&agent).process_name.clone();
@@ -202,10 +249,13 @@ impl Watchdog {
 
     fn heal_fatal(&mut self, agent: &Agent, pane: &str) {
         let b = self.cfg.backend_of(agent);
-        let fatal = b.fatal_re.as_ref().is_some_and(|re| re.is_match(pane));
+        let typed = self.typed_texts(agent);
+        let plain = detect::strip_ansi(pane);
+        let drawn = detect::after_echo(&plain, &typed);
+        let fatal = b.fatal_re.as_ref().is_some_and(|re| re.is_match(drawn));
         if !fatal
             || pane_active(&self.cfg, agent, pane, true)
-            || pane_limited(&self.cfg, agent, pane)
+            || pane_limited(&self.cfg, agent, pane, &typed)
         {
             return;
         }
@@ -219,9 +269,10 @@ impl Watchdog {
             }
             return;
         }
-        self.fatal_reported.remove(&agent.name);
-        self.last_fatal.insert(agent.name.clone(), now);
-        self.restart_agent(agent, HealReason::Fatal, "pane shows a fatal error");
+        if self.restart_agent(agent, HealReason::Fatal, "pane shows a fatal error") {
+            self.fatal_reported.remove(&agent.name);
+            self.last_fatal.insert(agent.name.clone(), now);
+        }
     }
 }
 

@@ -137,7 +137,8 @@ impl Watchdog {
     pub(super) fn limit_check(&mut self, agent: &Agent, pane: &str) -> bool {
         let now = Local::now().fixed_offset();
         let hold = load_hold(&self.cfg, &agent.session);
-        let limited = pane_limited(&self.cfg, agent, pane);
+        let typed = self.typed_texts(agent);
+        let limited = pane_limited(&self.cfg, agent, pane, &typed);
         let wd = self.cfg.watchdog.clone();
         match limit_step(hold.as_ref(), limited, unix(now)) {
             LimitStep::Free => false,
@@ -147,7 +148,8 @@ impl Watchdog {
                 false
             }
             LimitStep::Enter => {
-                let parsed = detect::parse_reset(pane, now);
+                let plain = detect::strip_ansi(pane);
+                let parsed = detect::parse_reset(detect::after_echo(&plain, &typed), now);
                 let (until, trusted) =
                     detect::hold_until(parsed, now, wd.limit_reset_slack, wd.limit_probe_fallback);
                 let hold = LimitHold {
@@ -166,6 +168,11 @@ impl Watchdog {
                 );
                 true
             }
+            LimitStep::Probe if !self.screen_takes_input(agent, true) => {
+                // A dialog or login screen: the probe waits for a screen that takes input.
+                tracing::debug!(agent = %agent.name, "limit probe due, but the screen takes no input");
+                true
+            }
             LimitStep::Probe => {
                 let nudges = hold.map_or(0, |h| h.nudges) + 1;
                 let delivered = self.ping_agent(&agent.name, probe_text(agent.kind));
@@ -177,8 +184,8 @@ impl Watchdog {
                         "delivered": delivered,
                     }),
                 );
-                let after = self.watch_probe(agent);
-                if !pane_limited(&self.cfg, agent, &after) {
+                let after = self.watch_probe(agent, &typed);
+                if !pane_limited(&self.cfg, agent, &after, &typed) {
                     self.lift(agent, "probe");
                     return true;
                 }
@@ -210,7 +217,7 @@ impl Watchdog {
 
     /// Watch the pane for up to [`PROBE_SETTLE`] after a probe; returns the last capture
     /// (early as soon as it no longer shows the limit).
-    fn watch_probe(&self, agent: &Agent) -> String {
+    fn watch_probe(&self, agent: &Agent, typed: &[String]) -> String {
         let deadline = Instant::now() + PROBE_SETTLE;
         let mut last = String::new();
         loop {
@@ -219,7 +226,7 @@ impl Watchdog {
                 Ok(p) => last = p,
                 Err(e) => tracing::warn!("cannot read the pane of {}: {e}", agent.name),
             }
-            if !pane_limited(&self.cfg, agent, &last) || Instant::now() >= deadline {
+            if !pane_limited(&self.cfg, agent, &last, typed) || Instant::now() >= deadline {
                 return last;
             }
         }

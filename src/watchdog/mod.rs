@@ -1,9 +1,11 @@
 //! The supervisor loop (`orch watchdog`): a light tick every `signal_interval` (handoff pings,
 //! limits, stalls, wakes) and a heavy tick every `heavy_interval` (phase advance, healing).
 mod attention;
+pub mod bounds;
 mod handoff_tick;
 pub mod heal;
 pub mod limit;
+pub mod outbox;
 mod pane_cache;
 mod phase_tick;
 pub mod policy;
@@ -51,6 +53,10 @@ pub struct Watchdog {
     pane_cache: HashMap<String, pane_cache::CachedPane>,
     /// The same for the whole screens the classifier reads (a different capture size).
     screen_cache: HashMap<String, pane_cache::CachedPane>,
+    /// This tick's classified screen of each live agent with screen rules, by agent name.
+    screens: HashMap<String, crate::detect::Classification>,
+    /// Dead panes whose last screen was read already, by tmux pane id.
+    read_dead: std::collections::HashSet<String>,
 }
 
 impl Watchdog {
@@ -72,6 +78,8 @@ impl Watchdog {
             policy_changes: std::cell::Cell::new(0),
             pane_cache: HashMap::new(),
             screen_cache: HashMap::new(),
+            screens: HashMap::new(),
+            read_dead: Default::default(),
         })
     }
 
@@ -141,6 +149,8 @@ impl Watchdog {
         };
         if let Some(f) = &fleet {
             self.screen_tick(f);
+            // Queued pings go in only once the screen just read takes input.
+            self.outbox_tick(f);
         }
         let care = fleet.as_ref().map(|f| self.care_tick(f));
         if let (Some(f), Some(c)) = (&fleet, &care) {

@@ -90,7 +90,11 @@ impl Watchdog {
             .collect();
         for a in &agents {
             match fleet.get(&a.session) {
-                Some(p) if p.dead => self.handle_exit(a, p.dead_status),
+                Some(p) if p.dead => {
+                    // Why it exited is read before the policy clears its pane.
+                    self.read_exit_once(a, p);
+                    self.handle_exit(a, p.dead_status)
+                }
                 Some(_) => self.check_running(a),
                 None => self.restart_if_due(a),
             }

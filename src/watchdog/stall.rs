@@ -86,8 +86,7 @@ impl Watchdog {
         match verdict {
             StallVerdict::Fine | StallVerdict::Waiting { .. } => false,
             StallVerdict::Stalled { reason } => {
-                self.restart_agent(agent, HealReason::Stall, &reason);
-                true
+                self.restart_agent(agent, HealReason::Stall, &reason)
             }
         }
     }

@@ -49,6 +49,16 @@ impl Watchdog {
             let Some(pane) = self.pane_text(&care.panes, &agent) else {
                 continue;
             };
+            // Typed only into a screen that takes input (never into a dialog or a login).
+            if !self.screen_takes_input(&agent, false)
+                || self
+                    .screens
+                    .get(&agent.name)
+                    .is_some_and(|c| c.state == crate::detect::ScreenState::Busy)
+            {
+                tracing::debug!(agent = %agent.name, "wake due but the screen takes no wake now; retrying");
+                continue;
+            }
             if pane_active(&self.cfg, &agent, &pane, true) {
                 tracing::debug!(agent = %agent.name, "wake due but the agent is busy; retrying");
                 continue;

@@ -17,6 +17,7 @@ mod presets;
 mod project;
 mod real_cli;
 mod report;
+mod screen_gate;
 mod sim;
 mod standalone;
 mod support;

@@ -490,3 +490,131 @@ fn delivery_success_rate_over_50_sends() {
     );
     assert!(confirmed >= 45, "{confirmed}/50");
 }
+
+/// Claude as root without IS_SANDBOX: it refuses `--dangerously-skip-permissions` and exits.
+const CLAUDE_AS_ROOT: Cli = Cli {
+    preset: "claude-code",
+    bin: "claude",
+    env: &[],
+    trust: true,
+    accept: "[]",
+};
+
+#[test]
+fn claude_refusing_to_run_as_root_is_read_before_its_pane_goes_and_left_to_a_person() {
+    if skip(&CLAUDE_AS_ROOT) {
+        return;
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("SKIPPED real_cli claude as root: claude refuses only root, this is not root");
+        return;
+    }
+    let w = World::new(&CLAUDE_AS_ROOT);
+    let home = w.tmp.path().join("home").display().to_string();
+    let text = format!(
+        r#"[defaults]
+session_prefix = "rc-"
+log_dir = ".orch"
+tmux_socket = "{socket}"
+
+[watchdog]
+signal_interval = 1
+heavy_interval = 1
+
+[[agent]]
+name = "a"
+backend = "claude-code"
+dir = "repo"
+prompt = "say hi"
+watch = "heal"
+restart_backoff = 1
+restart_backoff_max = 1
+max_restarts = 2
+env = {{ HOME = {home:?} }}
+"#,
+        socket = w.server.socket,
+    );
+    std::fs::write(&w.config, text).unwrap();
+    let out = w.orch(&["up"]);
+    assert!(out.status.success(), "up: {out:?}");
+    assert!(
+        wait_for(Duration::from_secs(60), || !w
+            .events("heal_limit")
+            .is_empty()),
+        "{:#?}",
+        w.events("needs_attention")
+    );
+    let attn = &w.events("needs_attention")[0];
+    assert_eq!(attn["state"], "exited", "{attn}");
+    assert_eq!(attn["rule"], "claude refused to start", "{attn}");
+    assert_eq!(attn["exit_status"], 1, "{attn}");
+    assert!(attn["lines"].to_string().contains("root/sudo"), "{attn}");
+    assert_eq!(w.events("healed").len(), 2, "{:#?}", w.events("healed"));
+    let status = w.orch(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let a = &v["agents"][0];
+    assert_eq!(a["state"], "dead", "{a}");
+    assert_eq!(a["last_exit"], 1, "{a}");
+    assert_eq!(a["exit_reason"], "claude refused to start", "{a}");
+    let _ = w.orch(&["down"]);
+}
+
+#[test]
+fn claude_on_its_bypass_warning_is_waiting_input_gets_no_keys_and_no_stall_restart() {
+    if skip(&CLAUDE) {
+        return;
+    }
+    let w = World::new(&CLAUDE);
+    let home = w.tmp.path().join("home").display().to_string();
+    std::fs::write(w.tmp.path().join("wake.md"), "watchdog wake: check in").unwrap();
+    // Not opted into `bypass-permissions`: the warning is for a person to answer.
+    let text = format!(
+        r#"[defaults]
+session_prefix = "rc-"
+log_dir = ".orch"
+tmux_socket = "{socket}"
+
+[watchdog]
+signal_interval = 1
+heavy_interval = 1
+
+[backend.claude-code]
+stall_idle = 2
+
+[[agent]]
+name = "a"
+backend = "claude-code"
+dir = "repo"
+prompt = "say hi"
+watch = "heal+stall"
+auto_accept = ["trust", "api-key"]
+wake = {{ interval = 1, prompt_file = "wake.md" }}
+env = {{ HOME = {home:?}, IS_SANDBOX = "1", ANTHROPIC_API_KEY = "sk-ant-fake-0000000000000000000000000000" }}
+"#,
+        socket = w.server.socket,
+    );
+    std::fs::write(&w.config, text).unwrap();
+    let out = w.orch(&["up"]);
+    assert!(out.status.success(), "up: {out:?}");
+    assert!(
+        wait_for(Duration::from_secs(60), || !w
+            .events("needs_attention")
+            .is_empty()),
+        "{:?}",
+        w.state()
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    let attn = &w.events("needs_attention")[0];
+    assert_eq!(attn["state"], "permission_prompt", "{attn}");
+    assert!(w.events("healed").is_empty(), "{:#?}", w.events("healed"));
+    assert!(w.events("ping").is_empty(), "{:#?}", w.events("ping"));
+    let (state, screen) = w.state();
+    assert_eq!(state, ScreenState::PermissionPrompt, "{screen}");
+    let status = w.orch(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let a = &v["agents"][0];
+    assert_eq!(a["state"], "waiting_input", "{a}");
+    assert_eq!(a["needs_attention"], "permission_prompt", "{a}");
+    let _ = w.orch(&["down"]);
+}

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::super::model::{Restart, RestartPolicy, resolve};
+use super::super::model::{HealBounds, Restart, RestartPolicy, resolve};
 use super::super::raw::{RawAgentKeys, Seconds};
 use super::super::schema::Seg;
 use super::{Checker, dur, secs};
@@ -17,6 +17,7 @@ pub(super) struct PolicyKeys {
     pub(super) grace_period: Duration,
     pub(super) timeout: Option<Duration>,
     pub(super) restart: Option<RestartPolicy>,
+    pub(super) heal: HealBounds,
 }
 
 pub(super) fn build_policy(
@@ -101,7 +102,17 @@ pub(super) fn build_policy(
             })
         }
     };
+    // Healing (gone, stall, fatal, mismatch, refusal) is bounded by the same keys, with or
+    // without a `restart` policy.
+    let pick = |a: &Option<Seconds>, b: &Option<Seconds>, n| dur(&a.or(*b), secs(n));
+    let heal = HealBounds {
+        max: k.max_restarts.or(d.max_restarts).unwrap_or(5),
+        backoff: pick(&k.restart_backoff, &d.restart_backoff, 10),
+        backoff_max: pick(&k.restart_backoff_max, &d.restart_backoff_max, 300),
+        window: pick(&k.restart_reset_after, &d.restart_reset_after, 600),
+    };
     PolicyKeys {
+        heal,
         secrets_dir,
         files,
         worktree: k.worktree.or(d.worktree).unwrap_or(false),
