@@ -94,7 +94,7 @@ const HANDOFF_KEYS: &[&str] = &[
 ];
 const ON_COMPLETE_KEYS: &[&str] = &["run", "trigger_file"];
 const TOP_KEYS: &[&str] = &[
-    "defaults", "watchdog", "backend", "agent", "service", "loop",
+    "defaults", "watchdog", "backend", "agent", "service", "loop", "jobs", "profile",
 ];
 
 /// A key the schema does not know, with where it is and the nearest known key.
@@ -145,6 +145,7 @@ pub fn unknown_keys(root: &DeTable<'_>) -> Vec<UnknownKey> {
                 }
             }
             ("loop", DeValue::Table(t)) => check_loop(t, &mut out),
+            (k @ ("jobs" | "profile"), v) => super::jobs::unknown_keys(k, v, &check_table, &mut out),
             _ => {}
         }
     }
