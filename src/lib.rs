@@ -11,6 +11,7 @@ pub mod events;
 pub mod fleet;
 pub mod handoff;
 pub mod hooks;
+pub mod job;
 pub mod phase;
 pub mod presets;
 pub mod secrets;

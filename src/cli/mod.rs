@@ -134,6 +134,9 @@ pub enum Verb {
     /// The simulated coding agent used by the demo and the tests.
     #[command(hide = true)]
     Sim(crate::sim::SimArgs),
+    /// The simulated agent run headless, printing a real CLI's output shape (tests).
+    #[command(hide = true)]
+    SimHeadless(crate::sim::headless::HeadlessArgs),
 }
 
 /// Run one parsed command line.
@@ -160,6 +163,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             file,
         } => classify::run(&cli.config, &backend, json, file.as_ref()),
         Verb::Sim(args) => crate::sim::run(args),
+        Verb::SimHeadless(args) => crate::sim::headless::run(args),
         Verb::Hook { event } => Ok(crate::hooks::run(&event)),
         Verb::Demo(args) => crate::demo::run(args),
         Verb::Watchdog => crate::watchdog::run(&cli.config),

@@ -1,0 +1,5 @@
+//! Jobs: one-shot agent tasks on a repository, run headless in their own worktree and ending
+//! in a pushed branch and a pull request (`orch job ...`, the API's job routes, `orch mcp`).
+pub mod headless;
+pub mod model;
+pub mod store;
