@@ -10,6 +10,7 @@ use crate::Result;
 mod classify;
 mod down;
 mod init;
+mod job;
 mod logs;
 mod phase;
 mod status;
@@ -131,6 +132,24 @@ pub enum Verb {
     /// Example: orch demo
     /// Example: orch demo --keep --dir /tmp/orch-demo
     Demo(crate::demo::DemoArgs),
+    /// One-shot agent tasks on a repository, ending in a pushed branch and a pull request.
+    ///
+    /// Example: orch job add --repo https://github.com/o/r "Fix issue 12"
+    /// Example: orch job run --repo . --no-pr "Add a --version flag"
+    Job {
+        #[command(subcommand)]
+        cmd: job::JobCmd,
+    },
+    /// The job profiles ([profile.NAME]): backend, headless form, model; --check looks that
+    /// each backend's command exists (exit 1 if one does not).
+    ///
+    /// Example: orch profiles --check
+    Profiles {
+        #[arg(long)]
+        check: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// The simulated coding agent used by the demo and the tests.
     #[command(hide = true)]
     Sim(crate::sim::SimArgs),
@@ -176,6 +195,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             lines,
         } => logs::run(&load(&cli.config)?, &name, follow, lines),
         Verb::Phase { cmd } => phase::run(&load(&cli.config)?, cmd),
+        Verb::Job { cmd } => job::run(&load(&cli.config)?, cmd),
+        Verb::Profiles { check, json } => job::profiles(&load(&cli.config)?, check, json),
     }
 }
 

@@ -116,6 +116,8 @@ pub struct Job {
     pub base_commit: Option<String>,
     pub branch: Option<String>,
     pub worktree: Option<String>,
+    /// The repository holding the branch (the bare cache, or the local repo).
+    pub git_dir: Option<String>,
     /// Jobs that must succeed first.
     pub after: Vec<String>,
     /// This job's own time limit in seconds.
@@ -164,6 +166,16 @@ pub enum Event {
     Stage(String),
     /// The agent's process started.
     Spawned { pid: u32 },
+    /// The working tree is ready.
+    Prepared {
+        branch: Option<String>,
+        base: Option<String>,
+        base_commit: Option<String>,
+        worktree: Option<String>,
+        git_dir: Option<String>,
+    },
+    /// The branch's commits since the base.
+    Commits(Vec<String>),
     /// The run (and its PR step) ended with this outcome.
     Finish(Outcome),
     /// The PR step came to this (a running job, or a succeeded one redoing it).
@@ -222,6 +234,28 @@ pub fn apply(job: &Job, event: Event, now: &str) -> Result<Job, Refused> {
                 return refuse("record its process");
             }
             j.pid = Some(pid);
+        }
+        Event::Prepared {
+            branch,
+            base,
+            base_commit,
+            worktree,
+            git_dir,
+        } => {
+            if job.status != Status::Running {
+                return refuse("record its working tree");
+            }
+            j.branch = branch;
+            j.base = base.or(j.base);
+            j.base_commit = base_commit;
+            j.worktree = worktree;
+            j.git_dir = git_dir;
+        }
+        Event::Commits(c) => {
+            if !matches!(job.status, Status::Running | Status::Succeeded) {
+                return refuse("record its commits");
+            }
+            j.commits = c;
         }
         Event::Finish(o) => {
             if job.status != Status::Running {
