@@ -190,6 +190,8 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
         );
         // The read-only status API, a task beside the tick loop; dropped (socket removed) on exit.
         let api = crate::api::ApiHandle::spawn(&wd.cfg);
+        // Jobs (orch job): scheduled and adopted by their own thread; stopped when dropped.
+        let _jobs = crate::job::schedule::Background::start(&wd.config_path, &wd.cfg);
         let reason = loop {
             let mut moved = wd;
             wd = tokio::task::spawn_blocking(move || {
