@@ -1,5 +1,9 @@
 //! The watchdog's read-only HTTP API on the Unix socket `<log_dir>/orch.sock` (mode 0600):
-//! `/v1/health`, `/v1/agents`, `/v1/agents/{name}`, `/v1/events?since=N`; anything but GET is 405.
+//! `/v1/health`, `/v1/agents`, `/v1/agents/{name}`, `/v1/events?since=N`; anything but GET is 405
+//! except on the job routes (`jobs.rs`); `[jobs] listen` adds a token-guarded TCP listener (`tcp.rs`).
+mod jobs;
+mod tcp;
+
 use std::convert::Infallible;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -94,7 +98,9 @@ impl ApiHandle {
             cfg: cfg.clone(),
             config_error: None,
         });
-        tokio::spawn(serve(listener, rx, Instant::now()));
+        let started = Instant::now();
+        tcp::spawn(&rx.borrow().clone(), rx.clone(), started);
+        tokio::spawn(serve(listener, rx, started));
         tracing::info!("status API on {}", path.display());
         Some(ApiHandle { tx, path })
     }
@@ -146,7 +152,7 @@ async fn serve(listener: tokio::net::UnixListener, rx: watch::Receiver<Shared>, 
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
                 let shared = rx.borrow().clone();
-                async move { Ok::<_, Infallible>(handle(&req, shared, started).await) }
+                async move { Ok::<_, Infallible>(dispatch(req, shared, started).await) }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -157,6 +163,14 @@ async fn serve(listener: tokio::net::UnixListener, rx: watch::Receiver<Shared>, 
             }
         });
     }
+}
+
+/// The job routes (which take POST), then the read-only ones.
+async fn dispatch(req: Request<Incoming>, shared: Shared, started: Instant) -> Response<Full<Bytes>> {
+    if let Some(r) = jobs::route(req.method(), req.uri().path(), req.uri().query()) {
+        return jobs::handle(r, req, shared.cfg).await;
+    }
+    handle(&req, shared, started).await
 }
 
 fn reply(code: StatusCode, body: &Value) -> Response<Full<Bytes>> {
@@ -222,7 +236,7 @@ async fn handle(
         Route::MethodNotAllowed => {
             let mut resp = error(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "the status API is read-only: GET only",
+                "the status API is read-only: GET only (POST only on the job routes)",
             );
             resp.headers_mut()
                 .insert(ALLOW, hyper::header::HeaderValue::from_static("GET"));
