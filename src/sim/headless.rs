@@ -8,6 +8,7 @@ use crate::{Error, Result};
 
 /// Options of the headless sim. Faults also come from ORCH_SIM_FAULT (comma-separated):
 /// error, max-turns, hang, no-commit, dirty, limit, crash, reconnect, big=MB, sleep=MS.
+/// With `hang`, ORCH_SIM_PIDFILE names a file that gets the sim's pid and its grandchild's.
 ///
 /// Example: echo "fix it" | orch sim-headless claude -p --output-format stream-json --verbose
 #[derive(Debug, clap::Args)]
@@ -146,7 +147,10 @@ pub fn run(a: HeadlessArgs) -> Result<ExitCode> {
     }
     if f.hang {
         // A grandchild in the same process group, then hang: a timeout must reap both.
-        let _ = Command::new("sleep").arg("3600").spawn();
+        let grandchild = Command::new("sleep").arg("3600").spawn();
+        if let (Ok(path), Ok(g)) = (std::env::var("ORCH_SIM_PIDFILE"), &grandchild) {
+            let _ = std::fs::write(path, format!("{}\n{}\n", std::process::id(), g.id()));
+        }
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }

@@ -6,6 +6,7 @@ mod fleet;
 mod gitfix;
 mod handoff;
 mod heal;
+mod jobs;
 mod loop_smoke;
 mod observe;
 mod policies;
