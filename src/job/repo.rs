@@ -102,18 +102,28 @@ pub struct Prepared {
     pub has_remote: bool,
 }
 
-/// Prepare job `id`'s working tree at `worktree` from `repo` (a URL, a path, or `None`: the
-/// project dir) and `base`.
+/// The branch of job `id`'s attempt (0-based): `orch/job-<id>-<slug>`, with `-r2`, `-r3`...
+/// for retries (an earlier attempt's branch may be pushed: it is never reset or forced).
+pub fn branch_name(id: &str, task: &str, attempt: u32) -> String {
+    let retry = if attempt == 0 {
+        String::new()
+    } else {
+        format!("-r{}", attempt + 1)
+    };
+    format!("orch/job-{id}-{}{retry}", slug(task))
+}
+
+/// Prepare job `id`'s working tree at `worktree` on `branch` from `repo` (a URL, a path, or
+/// `None`: the project dir) and `base`.
 pub fn prepare(
     cache: &Path,
     project_dir: &Path,
     repo: Option<&str>,
     base: Option<&str>,
-    id: &str,
-    task: &str,
+    branch: &str,
     worktree: &Path,
 ) -> Result<Prepared, String> {
-    let branch = format!("orch/job-{id}-{}", slug(task));
+    let branch = branch.to_string();
     match repo {
         Some(url) if is_url(url) => prepare_url(cache, url, base, &branch, worktree),
         other => {
@@ -296,6 +306,12 @@ mod tests {
         assert_eq!(slug("Fix issue #123 in the parser!"), "fix-issue-123-in-the-parser");
         assert_eq!(slug("!!!"), "task");
         assert!(slug(&"word ".repeat(40)).len() <= 41);
+    }
+
+    #[test]
+    fn a_retry_gets_its_own_branch() {
+        assert_eq!(branch_name("4", "Fix it", 0), "orch/job-4-fix-it");
+        assert_eq!(branch_name("4", "Fix it", 1), "orch/job-4-fix-it-r2");
     }
 
     #[test]

@@ -114,8 +114,7 @@ fn run_claimed(cfg: &Config, store: &Store, job: &Job) -> std::result::Result<Jo
         &cfg.project_dir,
         job.repo.as_deref(),
         job.base.as_deref(),
-        id,
-        &job.task,
+        &repo::branch_name(id, &job.task, job.attempt),
         &wt,
     )?;
     let show = |p: &Path| p.display().to_string();

@@ -3,7 +3,6 @@
 mod api;
 mod fixture;
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -265,7 +264,3 @@ fn list_show_log_and_retry_work_on_finished_jobs() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Whether `path` holds a file (helper for the API tests).
-pub fn exists(path: &Path) -> bool {
-    path.exists()
-}
