@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod handoff;
 pub mod hooks;
 pub mod job;
+pub mod mcp;
 pub mod phase;
 pub mod presets;
 pub mod secrets;

@@ -150,6 +150,11 @@ pub enum Verb {
         #[arg(long)]
         json: bool,
     },
+    /// An MCP server on stdio (tools run_task, get_job, list_jobs, cancel_job, list_profiles,
+    /// fleet_status), for an orchestrator agent to drive orch.
+    ///
+    /// Example: claude mcp add orch -- orch --config /path/agents.toml mcp
+    Mcp,
     /// The simulated coding agent used by the demo and the tests.
     #[command(hide = true)]
     Sim(crate::sim::SimArgs),
@@ -195,6 +200,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             lines,
         } => logs::run(&load(&cli.config)?, &name, follow, lines),
         Verb::Phase { cmd } => phase::run(&load(&cli.config)?, cmd),
+        Verb::Mcp => crate::mcp::run(&cli.config),
         Verb::Job { cmd } => job::run(&load(&cli.config)?, cmd),
         Verb::Profiles { check, json } => job::profiles(&load(&cli.config)?, check, json),
     }
