@@ -264,3 +264,62 @@ fn list_show_log_and_retry_work_on_finished_jobs() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+
+#[test]
+fn an_mcp_client_session_over_stdio_lists_tools_and_runs_a_job() {
+    use std::io::{BufRead, BufReader, Write};
+    let p = JobProject::new(3, "");
+    let mut child = p
+        .orch_cmd(&["mcp"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut send = move |v: Value| writeln!(stdin, "{v}").unwrap();
+    let mut recv = |id: u64| -> Value {
+        loop {
+            let line = lines.next().expect("a reply").unwrap();
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v["id"] == id {
+                return v;
+            }
+        }
+    };
+    send(serde_json::json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"it","version":"1"}}}));
+    let init = recv(1);
+    assert_eq!(init["result"]["serverInfo"]["name"], "orch");
+    send(serde_json::json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+    send(serde_json::json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}));
+    let list = recv(2);
+    let mut names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["cancel_job", "fleet_status", "get_job", "list_jobs", "list_profiles", "run_task"]
+    );
+    send(serde_json::json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{
+        "name":"run_task","arguments":{"task":"Run over MCP","repo":p.url(),"wait_secs":60}}}));
+    let call = recv(3);
+    assert_eq!(call["result"]["isError"], false, "{call}");
+    let job: Value =
+        serde_json::from_str(call["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["pr"]["state"], "opened");
+    // A job started this way ran in its own tmux session.
+    assert_eq!(job["session"], format!("{}job-1", p.prefix()));
+    send(serde_json::json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{
+        "name":"get_job","arguments":{"id":"42"}}}));
+    let missing = recv(4);
+    assert_eq!(missing["result"]["isError"], true);
+    drop(send);
+    assert!(child.wait().unwrap().success());
+}
