@@ -321,3 +321,80 @@ pub(super) fn unknown_keys(
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{LoadOptions, load_str};
+
+    const HEAD: &str = "[defaults]\nsession_prefix = \"t-\"\nlog_dir = \".orch\"\n";
+
+    fn load(extra: &str, opts: LoadOptions) -> Result<crate::config::Loaded, String> {
+        load_str(
+            &format!("{HEAD}{extra}"),
+            std::path::Path::new("/tmp/p/agents.toml"),
+            opts,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn without_jobs_tables_there_are_defaults_and_an_implicit_profile() {
+        let c = load("", LoadOptions::STRICT).unwrap().config;
+        assert_eq!(c.jobs.max_parallel, 3);
+        assert_eq!(c.jobs.default_profile, "default");
+        assert_eq!(c.profiles["default"].backend, "claude-code");
+        assert!(c.backends.contains_key("claude-code"));
+        assert!(c.jobs.repo_cache.ends_with(".orch/repos"));
+    }
+
+    #[test]
+    fn keys_a_backend_cannot_honour_are_warnings_not_dropped_silently() {
+        let l = load(
+            "[backend.mine]\nbin = \"my-agent\"\n[profile.a]\nbackend = \"codex\"\nmax_turns = 5\n[profile.b]\nbackend = \"mine\"\nmodel = \"x\"\npermission_mode = \"y\"\n[jobs]\ndefault_profile = \"a\"\n",
+            LoadOptions::STRICT,
+        )
+        .unwrap();
+        let w = l.warnings.join("\n");
+        assert!(w.contains("profile a: backend codex (codex) cannot honour max_turns"), "{w}");
+        assert!(w.contains("profile b: backend mine (a plain command) cannot honour model"), "{w}");
+        assert!(w.contains("cannot honour permission_mode"), "{w}");
+        // Placed at the key's line.
+        assert!(w.contains("agents.toml:8:13: profile a"), "{w}");
+    }
+
+    #[test]
+    fn bad_jobs_settings_are_errors_naming_the_key() {
+        let e = load("[jobs]\nlisten = \"0.0.0.0:9\"\n", LoadOptions::STRICT).unwrap_err();
+        assert!(e.contains("[jobs].listen needs [jobs].token_file"), "{e}");
+        let e = load("[profile.a]\nbackend = \"nope\"\n", LoadOptions::STRICT).unwrap_err();
+        assert!(e.contains("profile a: backend \"nope\" is neither"), "{e}");
+        let e = load("[jobs]\nmax_parallel = 0\n", LoadOptions::STRICT).unwrap_err();
+        assert!(e.contains("max_parallel must be at least 1"), "{e}");
+        let e = load("[jobs]\ndefault_profile = \"zz\"\n", LoadOptions::STRICT).unwrap_err();
+        assert!(e.contains("is not a [profile.NAME]"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_in_jobs_and_profiles_suggest_the_right_one() {
+        let e = load("[jobs]\nmax_paralel = 2\n[profile.a]\nbackend = \"codex\"\nauto_commmit = false\n", LoadOptions::STRICT)
+            .unwrap_err();
+        assert!(e.contains("unknown key `jobs.max_paralel` (did you mean `max_parallel`?)"), "{e}");
+        assert!(e.contains("unknown key `profile.a.auto_commmit` (did you mean `auto_commit`?)"), "{e}");
+    }
+
+    #[test]
+    fn a_profile_takes_its_keys() {
+        let c = load(
+            "[profile.fast]\nbackend = \"claude-code\"\nmodel = \"haiku\"\nmax_turns = 9\nauto_pr = false\ntimeout = \"10m\"\npr_command = [\"hub\", \"{branch}\"]\nenv = { A = \"1\" }\n",
+            LoadOptions::STRICT,
+        )
+        .unwrap()
+        .config;
+        let p = &c.profiles["fast"];
+        assert_eq!(c.jobs.default_profile, "fast");
+        assert_eq!((p.model.as_deref(), p.max_turns, p.auto_pr), (Some("haiku"), Some(9), false));
+        assert_eq!(p.timeout, Some(std::time::Duration::from_secs(600)));
+        assert_eq!(p.pr_command.as_deref().map(|v| v.len()), Some(2));
+        assert_eq!(p.env["A"], "1");
+    }
+}

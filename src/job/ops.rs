@@ -8,6 +8,7 @@ use super::model::{Event, Job, Status};
 use super::runner::{self, event};
 use super::store::{self, Store};
 use super::{pr, repo, schedule};
+use crate::events;
 use crate::config::Config;
 use crate::{Error, Result};
 
@@ -68,7 +69,7 @@ pub fn add(cfg: &Config, req: NewJob) -> Result<Job> {
     })?;
     event(
         cfg,
-        "job_queued",
+        events::JOB_QUEUED,
         json!({"id": job.id, "profile": job.profile, "repo": job.repo, "after": job.after}),
     );
     Ok(job)
@@ -129,7 +130,7 @@ pub fn cancel(cfg: &Config, id: &str) -> Result<Job> {
         s if s.is_terminal() => Ok(job),
         Status::Queued => match store.apply(id, Event::Cancelled)? {
             Ok(j) => {
-                event(cfg, "job_finished", json!({"id": id, "status": "cancelled", "reason": "cancelled"}));
+                event(cfg, events::JOB_FINISHED, json!({"id": id, "status": "cancelled", "reason": "cancelled"}));
                 Ok(j)
             }
             // Claimed meanwhile: cancel it as a running job.
@@ -151,7 +152,7 @@ pub fn cancel(cfg: &Config, id: &str) -> Result<Job> {
                         runner::stop_group(pid, cfg.jobs.grace_period);
                     }
                     if store.apply(id, Event::Cancelled)?.is_ok() {
-                        event(cfg, "job_finished", json!({"id": id, "status": "cancelled", "reason": "cancelled"}));
+                        event(cfg, events::JOB_FINISHED, json!({"id": id, "status": "cancelled", "reason": "cancelled"}));
                     }
                     let _ = std::fs::remove_file(&marker);
                     return store.load(id);
@@ -176,8 +177,8 @@ pub fn retry(cfg: &Config, id: &str) -> Result<Job> {
     let next = store
         .apply(id, Event::Retry)?
         .map_err(|r| Error::Usage(r.to_string()))?;
-    event(cfg, "job_retried", json!({"id": id, "attempt": next.attempt}));
-    event(cfg, "job_queued", json!({"id": id, "profile": next.profile, "repo": next.repo, "after": next.after}));
+    event(cfg, events::JOB_RETRIED, json!({"id": id, "attempt": next.attempt}));
+    event(cfg, events::JOB_QUEUED, json!({"id": id, "profile": next.profile, "repo": next.repo, "after": next.after}));
     Ok(next)
 }
 
@@ -217,7 +218,7 @@ pub fn redo_pr(cfg: &Config, id: &str) -> Result<Job> {
     let next = store
         .apply(id, Event::Pr(result))?
         .map_err(|r| Error::Runtime(r.to_string()))?;
-    event(cfg, "job_pr", json!({"id": id, "state": next.pr.state, "url": next.pr.url}));
+    event(cfg, events::JOB_PR, json!({"id": id, "state": next.pr.state, "url": next.pr.url}));
     Ok(next)
 }
 

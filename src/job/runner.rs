@@ -13,6 +13,7 @@ use super::headless::{self, Form};
 use super::model::{Event, Job, Outcome, Reason, Status};
 use super::store::{self, RunLock, Store};
 use super::{pr, repo};
+use crate::events;
 use crate::config::Config;
 use crate::{Error, Result};
 
@@ -67,7 +68,7 @@ pub fn execute(cfg: &Config, id: &str, lock: RunLock) -> Result<Job> {
     write_result(&store, &job);
     event(
         cfg,
-        "job_finished",
+        events::JOB_FINISHED,
         json!({"id": job.id, "status": job.status.as_str(),
                "reason": job.reason.map(|r| r.as_str()), "pr": job.pr.state,
                "url": job.pr.url}),

@@ -10,6 +10,7 @@ use serde_json::json;
 use super::model::{self, Decision, Event, Status};
 use super::runner::event;
 use super::store::Store;
+use crate::events;
 use crate::config::{self, Config, LoadOptions};
 use crate::tmux::{Command, NewSession, Tmux};
 use crate::{Error, Result};
@@ -48,7 +49,7 @@ pub fn tick(cfg: &Config, config_path: &Path, tmux: &Tmux) -> Result<Vec<String>
             }
             if let Ok(next) = model::apply(job, Event::Interrupted, &now) {
                 store.save(&next)?;
-                event(cfg, "job_finished", json!({"id": next.id, "status": "failed", "reason": "interrupted"}));
+                event(cfg, events::JOB_FINISHED, json!({"id": next.id, "status": "failed", "reason": "interrupted"}));
                 *job = next;
             }
         }
@@ -58,7 +59,7 @@ pub fn tick(cfg: &Config, config_path: &Path, tmux: &Tmux) -> Result<Vec<String>
                     let job = store.load(&id)?;
                     if let Ok(next) = model::apply(&job, Event::DependencyFailed { dep }, &now) {
                         store.save(&next)?;
-                        event(cfg, "job_finished", json!({"id": id, "status": "failed", "reason": "dependency_failed"}));
+                        event(cfg, events::JOB_FINISHED, json!({"id": id, "status": "failed", "reason": "dependency_failed"}));
                     }
                 }
                 Decision::Start(id) => {
@@ -75,7 +76,7 @@ pub fn tick(cfg: &Config, config_path: &Path, tmux: &Tmux) -> Result<Vec<String>
     for id in &started {
         let session = session_name(cfg, id);
         match launch(cfg, config_path, tmux, id, &session) {
-            Ok(()) => event(cfg, "job_started", json!({"id": id, "session": session})),
+            Ok(()) => event(cfg, events::JOB_STARTED, json!({"id": id, "session": session})),
             Err(e) => {
                 let o = model::Outcome {
                     reason: Some(model::Reason::Setup),
@@ -83,7 +84,7 @@ pub fn tick(cfg: &Config, config_path: &Path, tmux: &Tmux) -> Result<Vec<String>
                     ..model::Outcome::default()
                 };
                 let _ = store.apply(id, Event::Finish(o));
-                event(cfg, "job_finished", json!({"id": id, "status": "failed", "reason": "setup"}));
+                event(cfg, events::JOB_FINISHED, json!({"id": id, "status": "failed", "reason": "setup"}));
             }
         }
     }
@@ -127,7 +128,7 @@ pub fn claim_for_foreground(cfg: &Config, id: &str) -> Result<bool> {
                 let job = store.load(id)?;
                 if let Ok(next) = model::apply(&job, Event::Start { session: None }, &now) {
                     store.save(&next)?;
-                    event(cfg, "job_started", json!({"id": id, "session": null}));
+                    event(cfg, events::JOB_STARTED, json!({"id": id, "session": null}));
                     return Ok(true);
                 }
             }
@@ -135,7 +136,7 @@ pub fn claim_for_foreground(cfg: &Config, id: &str) -> Result<bool> {
                 let job = store.load(id)?;
                 if let Ok(next) = model::apply(&job, Event::DependencyFailed { dep }, &now) {
                     store.save(&next)?;
-                    event(cfg, "job_finished", json!({"id": id, "status": "failed", "reason": "dependency_failed"}));
+                    event(cfg, events::JOB_FINISHED, json!({"id": id, "status": "failed", "reason": "dependency_failed"}));
                 }
             }
             _ => {}
