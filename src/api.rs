@@ -166,7 +166,11 @@ async fn serve(listener: tokio::net::UnixListener, rx: watch::Receiver<Shared>, 
 }
 
 /// The job routes (which take POST), then the read-only ones.
-async fn dispatch(req: Request<Incoming>, shared: Shared, started: Instant) -> Response<Full<Bytes>> {
+async fn dispatch(
+    req: Request<Incoming>,
+    shared: Shared,
+    started: Instant,
+) -> Response<Full<Bytes>> {
     if let Some(r) = jobs::route(req.method(), req.uri().path(), req.uri().query()) {
         return jobs::handle(r, req, shared.cfg).await;
     }

@@ -62,7 +62,10 @@ pub fn tools() -> Vec<Tool> {
         Tool::new(
             "list_jobs",
             "Every job, optionally only those with one status.",
-            schema(json!({"status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]}}), &[]),
+            schema(
+                json!({"status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]}}),
+                &[],
+            ),
         ),
         Tool::new(
             "cancel_job",
@@ -132,7 +135,11 @@ impl OrchMcp {
                 let after = args
                     .get("after")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let job = ops::add(
                     &cfg,
@@ -150,7 +157,8 @@ impl OrchMcp {
                 self.get(&cfg, &job.id, wait_of(args))
             }
             "get_job" => {
-                let id = arg_str(args, "id").ok_or_else(|| Error::Usage("id is required".into()))?;
+                let id =
+                    arg_str(args, "id").ok_or_else(|| Error::Usage("id is required".into()))?;
                 self.schedule(&cfg);
                 self.get(&cfg, &id, wait_of(args))
             }
@@ -164,7 +172,8 @@ impl OrchMcp {
                 Ok(json!({ "jobs": jobs }))
             }
             "cancel_job" => {
-                let id = arg_str(args, "id").ok_or_else(|| Error::Usage("id is required".into()))?;
+                let id =
+                    arg_str(args, "id").ok_or_else(|| Error::Usage("id is required".into()))?;
                 Ok(json!(ops::cancel(&cfg, &id)?))
             }
             "list_profiles" => Ok(json!({"profiles": cfg.profiles.values().map(|p| json!({
@@ -222,7 +231,10 @@ impl ServerHandler for OrchMcp {
     ) -> std::result::Result<CallToolResponse, McpError> {
         let name = request.name.to_string();
         if !tools().iter().any(|t| t.name == name) {
-            return Err(McpError::invalid_params(format!("no tool named {name:?}"), None));
+            return Err(McpError::invalid_params(
+                format!("no tool named {name:?}"),
+                None,
+            ));
         }
         let args = request.arguments.unwrap_or_default();
         let me = self.clone();
@@ -239,7 +251,8 @@ impl ServerHandler for OrchMcp {
 
 /// Serve MCP on stdin/stdout until the client closes it. Logs go to stderr only.
 pub fn run(config_path: &Path) -> Result<ExitCode> {
-    let config_path = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+    let config_path =
+        std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
     // Fail early, with the config's own message, if it does not load.
     config::load(&config_path, LoadOptions::LENIENT)?;
     let runtime = tokio::runtime::Builder::new_current_thread()

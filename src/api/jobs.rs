@@ -21,8 +21,14 @@ const MAX_WAIT_SECS: f64 = 600.0;
 pub enum JobRoute {
     List,
     Create,
-    Get { id: String, wait: Option<f64> },
-    Log { id: String, since: u64 },
+    Get {
+        id: String,
+        wait: Option<f64>,
+    },
+    Log {
+        id: String,
+        since: u64,
+    },
     Cancel(String),
     Retry(String),
     Profiles,
@@ -173,7 +179,10 @@ pub async fn handle(r: JobRoute, req: Request<Incoming>, cfg: Config) -> Respons
             Ok((bytes, next, status)) => {
                 let mut resp = Response::new(Full::new(Bytes::from(bytes)));
                 let h = resp.headers_mut();
-                h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                h.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
                 if let Ok(v) = HeaderValue::from_str(&next.to_string()) {
                     h.insert("x-orch-next-byte", v);
                 }
@@ -216,20 +225,47 @@ mod tests {
         assert_eq!(route(&post, "/v1/jobs/", None), Some(JobRoute::Create));
         assert_eq!(
             route(&get, "/v1/jobs/3", Some("wait=5")),
-            Some(JobRoute::Get { id: "3".into(), wait: Some(5.0) })
+            Some(JobRoute::Get {
+                id: "3".into(),
+                wait: Some(5.0)
+            })
         );
         assert_eq!(
             route(&get, "/v1/jobs/3/log", Some("since=100")),
-            Some(JobRoute::Log { id: "3".into(), since: 100 })
+            Some(JobRoute::Log {
+                id: "3".into(),
+                since: 100
+            })
         );
-        assert_eq!(route(&post, "/v1/jobs/3/cancel", None), Some(JobRoute::Cancel("3".into())));
-        assert_eq!(route(&post, "/v1/jobs/3/retry", None), Some(JobRoute::Retry("3".into())));
+        assert_eq!(
+            route(&post, "/v1/jobs/3/cancel", None),
+            Some(JobRoute::Cancel("3".into()))
+        );
+        assert_eq!(
+            route(&post, "/v1/jobs/3/retry", None),
+            Some(JobRoute::Retry("3".into()))
+        );
         assert_eq!(route(&get, "/v1/profiles", None), Some(JobRoute::Profiles));
-        assert_eq!(route(&get, "/v1/jobs/3/cancel", None), Some(JobRoute::MethodNotAllowed("POST")));
-        assert_eq!(route(&post, "/v1/jobs/3", None), Some(JobRoute::MethodNotAllowed("GET")));
-        assert_eq!(route(&del, "/v1/jobs", None), Some(JobRoute::MethodNotAllowed("GET, POST")));
-        assert_eq!(route(&post, "/v1/profiles", None), Some(JobRoute::MethodNotAllowed("GET")));
-        assert!(matches!(route(&get, "/v1/jobs/3", Some("wait=x")), Some(JobRoute::BadRequest(_))));
+        assert_eq!(
+            route(&get, "/v1/jobs/3/cancel", None),
+            Some(JobRoute::MethodNotAllowed("POST"))
+        );
+        assert_eq!(
+            route(&post, "/v1/jobs/3", None),
+            Some(JobRoute::MethodNotAllowed("GET"))
+        );
+        assert_eq!(
+            route(&del, "/v1/jobs", None),
+            Some(JobRoute::MethodNotAllowed("GET, POST"))
+        );
+        assert_eq!(
+            route(&post, "/v1/profiles", None),
+            Some(JobRoute::MethodNotAllowed("GET"))
+        );
+        assert!(matches!(
+            route(&get, "/v1/jobs/3", Some("wait=x")),
+            Some(JobRoute::BadRequest(_))
+        ));
         assert_eq!(route(&get, "/v1/jobs/3/other", None), None);
         assert_eq!(route(&get, "/v1/agents", None), None);
         // POST elsewhere stays refused by the read-only routes.

@@ -30,7 +30,9 @@ pub fn same_token(a: &[u8], b: &[u8]) -> bool {
 /// The token a request carries, if any.
 pub fn presented<T>(req: &Request<T>) -> Option<String> {
     let h = req.headers();
-    if let Some(v) = h.get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+    if let Some(v) = h
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
         && let Some(t) = v.strip_prefix("Bearer ")
     {
         return Some(t.trim().to_string());
@@ -75,7 +77,9 @@ pub fn spawn(shared: &Shared, rx: watch::Receiver<Shared>, started: Instant) {
             return;
         }
         None => {
-            tracing::warn!("no TCP API on {addr}: [jobs].token_file is not set (a token is required)");
+            tracing::warn!(
+                "no TCP API on {addr}: [jobs].token_file is not set (a token is required)"
+            );
             return;
         }
     };
@@ -102,7 +106,8 @@ pub fn spawn(shared: &Shared, rx: watch::Receiver<Shared>, started: Instant) {
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| {
                     let shared = rx.borrow().clone();
-                    let ok = presented(&req).is_some_and(|t| same_token(t.as_bytes(), token.as_bytes()));
+                    let ok =
+                        presented(&req).is_some_and(|t| same_token(t.as_bytes(), token.as_bytes()));
                     async move {
                         let resp: Response<Full<Bytes>> = if ok {
                             dispatch(req, shared, started).await
@@ -150,9 +155,15 @@ mod tests {
 
     #[test]
     fn bearer_and_api_key_headers_are_both_read() {
-        let r = Request::builder().header("Authorization", "Bearer t1").body(()).unwrap();
+        let r = Request::builder()
+            .header("Authorization", "Bearer t1")
+            .body(())
+            .unwrap();
         assert_eq!(presented(&r).as_deref(), Some("t1"));
-        let r = Request::builder().header("X-API-Key", "t2").body(()).unwrap();
+        let r = Request::builder()
+            .header("X-API-Key", "t2")
+            .body(())
+            .unwrap();
         assert_eq!(presented(&r).as_deref(), Some("t2"));
         let r = Request::builder().body(()).unwrap();
         assert_eq!(presented(&r), None);

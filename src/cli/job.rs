@@ -154,7 +154,10 @@ fn print_json(v: &impl serde::Serialize) {
 }
 
 fn line(j: &Job) -> String {
-    let reason = j.reason.map(|r| format!("/{}", r.as_str())).unwrap_or_default();
+    let reason = j
+        .reason
+        .map(|r| format!("/{}", r.as_str()))
+        .unwrap_or_default();
     let pr = match (&j.pr.url, j.pr.state) {
         (Some(u), _) => u.clone(),
         (None, s) => serde_json::to_value(s)
@@ -162,7 +165,14 @@ fn line(j: &Job) -> String {
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default(),
     };
-    let task: String = j.task.lines().next().unwrap_or("").chars().take(50).collect();
+    let task: String = j
+        .task
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(50)
+        .collect();
     format!(
         "{:>4}  {:<28} {:<10} {:<24} {}",
         j.id,
@@ -186,7 +196,14 @@ fn print_result(j: &Job, json: bool) {
         print_json(j);
         return;
     }
-    println!("job {}: {}{}", j.id, j.status.as_str(), j.reason.map(|r| format!(" ({})", r.as_str())).unwrap_or_default());
+    println!(
+        "job {}: {}{}",
+        j.id,
+        j.status.as_str(),
+        j.reason
+            .map(|r| format!(" ({})", r.as_str()))
+            .unwrap_or_default()
+    );
     if let Some(b) = &j.branch {
         println!("  branch: {b} ({} commit(s))", j.commits.len());
     }
@@ -194,8 +211,14 @@ fn print_result(j: &Job, json: bool) {
     println!(
         "  pr: {}{}{}",
         pr.as_str().unwrap_or(""),
-        j.pr.url.as_deref().map(|u| format!(" {u}")).unwrap_or_default(),
-        j.pr.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+        j.pr.url
+            .as_deref()
+            .map(|u| format!(" {u}"))
+            .unwrap_or_default(),
+        j.pr.error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
     );
     if let Some(s) = &j.summary {
         println!("  summary: {}", s.lines().next().unwrap_or(""));
@@ -212,7 +235,9 @@ pub fn run(cfg: &Config, cmd: JobCmd) -> Result<ExitCode> {
             let job = ops::add(cfg, a.into_new()?)?;
             println!("{}", job.id);
             if !ops::watchdog_running(cfg) {
-                eprintln!("note: no watchdog is running; `orch up` (or `orch job run`) runs queued jobs");
+                eprintln!(
+                    "note: no watchdog is running; `orch up` (or `orch job run`) runs queued jobs"
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -230,7 +255,10 @@ pub fn run(cfg: &Config, cmd: JobCmd) -> Result<ExitCode> {
             } else if jobs.is_empty() {
                 println!("no jobs");
             } else {
-                println!("{:>4}  {:<28} {:<10} {:<24} TASK", "ID", "STATUS", "PROFILE", "PR");
+                println!(
+                    "{:>4}  {:<28} {:<10} {:<24} TASK",
+                    "ID", "STATUS", "PROFILE", "PR"
+                );
                 for j in &jobs {
                     println!("{}", line(j));
                 }
@@ -248,7 +276,11 @@ pub fn run(cfg: &Config, cmd: JobCmd) -> Result<ExitCode> {
         }
         JobCmd::Log { id, follow, stderr } => {
             store.load(&id)?;
-            let name = if stderr { job::store::STDERR_FILE } else { job::store::OUTPUT_FILE };
+            let name = if stderr {
+                job::store::STDERR_FILE
+            } else {
+                job::store::OUTPUT_FILE
+            };
             log(&store, &id, name, follow)
         }
         JobCmd::Wait { ids, timeout, json } => {
@@ -276,7 +308,11 @@ pub fn run(cfg: &Config, cmd: JobCmd) -> Result<ExitCode> {
                     }
                 }
             }
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         JobCmd::Retry { id } => {
             let j = ops::retry(cfg, &id)?;
@@ -286,16 +322,25 @@ pub fn run(cfg: &Config, cmd: JobCmd) -> Result<ExitCode> {
         JobCmd::Pr { id, json } => {
             let j = ops::redo_pr(cfg, &id)?;
             print_result(&j, json);
-            Ok(if matches!(j.pr.state, job::PrState::Opened | job::PrState::Pushed) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(
+                if matches!(j.pr.state, job::PrState::Opened | job::PrState::Pushed) {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                },
+            )
         }
         JobCmd::Clean { older_than } => {
             let removed = ops::clean(cfg, older_than.unwrap_or(cfg.jobs.keep_finished))?;
-            println!("removed {} finished job(s){}", removed.len(),
-                if removed.is_empty() { String::new() } else { format!(": {}", removed.join(" ")) });
+            println!(
+                "removed {} finished job(s){}",
+                removed.len(),
+                if removed.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", removed.join(" "))
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
         JobCmd::Exec { id } => {
@@ -341,7 +386,9 @@ fn log(store: &Store, id: &str, name: &str, follow: bool) -> Result<ExitCode> {
             f.seek(SeekFrom::Start(pos))
                 .map_err(|e| Error::io(&path, "reading a job's log", e))?;
             loop {
-                let n = f.read(&mut buf).map_err(|e| Error::io(&path, "reading a job's log", e))?;
+                let n = f
+                    .read(&mut buf)
+                    .map_err(|e| Error::io(&path, "reading a job's log", e))?;
                 if n == 0 {
                     break;
                 }
@@ -376,7 +423,10 @@ pub fn profiles(cfg: &Config, check: bool, json: bool) -> Result<ExitCode> {
     for p in cfg.profiles.values() {
         let b = &cfg.backends[&p.backend];
         let form = job::headless::Form::of(b);
-        let bin = shell_words::split(&b.bin).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
+        let bin = shell_words::split(&b.bin)
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            .unwrap_or_default();
         let found = !check || bin_exists(&bin);
         if !found {
             bad += 1;
@@ -402,16 +452,25 @@ pub fn profiles(cfg: &Config, check: bool, json: bool) -> Result<ExitCode> {
                 r["backend"].as_str().unwrap_or(""),
                 r["form"].as_str().unwrap_or(""),
                 r["bin"].as_str().unwrap_or(""),
-                if r["found"] == false { "  (NOT FOUND)" } else { "" }
+                if r["found"] == false {
+                    "  (NOT FOUND)"
+                } else {
+                    ""
+                }
             );
         }
     }
-    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn bin_exists(bin: &str) -> bool {
     if bin.contains('/') {
         return std::path::Path::new(bin).is_file();
     }
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
 }

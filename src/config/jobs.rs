@@ -133,7 +133,10 @@ pub(super) fn build_jobs(
     let at = |key| [Seg::Key("jobs"), Seg::Key(key)];
     let max_parallel = j.max_parallel.unwrap_or(3);
     if max_parallel == 0 {
-        c.error(&at("max_parallel"), "[jobs].max_parallel must be at least 1".into());
+        c.error(
+            &at("max_parallel"),
+            "[jobs].max_parallel must be at least 1".into(),
+        );
     }
     let default_profile = match &j.default_profile {
         Some(p) => {
@@ -228,7 +231,11 @@ pub(super) fn build_profiles(
     for (name, p) in raw {
         let at = |key| [Seg::Key("profile"), Seg::Key(name), Seg::Key(key)];
         let who = format!("profile {name}");
-        let backend = match p.backend.clone().or_else(|| default_backend.map(String::from)) {
+        let backend = match p
+            .backend
+            .clone()
+            .or_else(|| default_backend.map(String::from))
+        {
             Some(b) => b,
             None => {
                 c.error(
@@ -241,7 +248,9 @@ pub(super) fn build_profiles(
         let Some(b) = backends.get(&backend) else {
             c.error(
                 &at("backend"),
-                format!("{who}: backend {backend:?} is neither a [backend.NAME] nor a built-in preset"),
+                format!(
+                    "{who}: backend {backend:?} is neither a [backend.NAME] nor a built-in preset"
+                ),
             );
             continue;
         };
@@ -252,7 +261,11 @@ pub(super) fn build_profiles(
                     &[Seg::Key("profile"), Seg::Key(name), Seg::Key(key)],
                     format!(
                         "{who}: backend {backend} ({}) cannot honour {key}; it is ignored",
-                        if form.is_empty() { "a plain command" } else { form }
+                        if form.is_empty() {
+                            "a plain command"
+                        } else {
+                            form
+                        }
                     ),
                 );
             }
@@ -314,7 +327,12 @@ pub(super) fn unknown_keys(
         ("profile", DeValue::Table(t)) => {
             for (name, p) in t {
                 if let DeValue::Table(pt) = p.get_ref() {
-                    check(pt, &format!("profile.{}", name.get_ref()), PROFILE_KEYS, out);
+                    check(
+                        pt,
+                        &format!("profile.{}", name.get_ref()),
+                        PROFILE_KEYS,
+                        out,
+                    );
                 }
             }
         }
@@ -355,8 +373,14 @@ mod tests {
         )
         .unwrap();
         let w = l.warnings.join("\n");
-        assert!(w.contains("profile a: backend codex (codex) cannot honour max_turns"), "{w}");
-        assert!(w.contains("profile b: backend mine (a plain command) cannot honour model"), "{w}");
+        assert!(
+            w.contains("profile a: backend codex (codex) cannot honour max_turns"),
+            "{w}"
+        );
+        assert!(
+            w.contains("profile b: backend mine (a plain command) cannot honour model"),
+            "{w}"
+        );
         assert!(w.contains("cannot honour permission_mode"), "{w}");
         // Placed at the key's line.
         assert!(w.contains("agents.toml:8:13: profile a"), "{w}");
@@ -376,10 +400,19 @@ mod tests {
 
     #[test]
     fn unknown_keys_in_jobs_and_profiles_suggest_the_right_one() {
-        let e = load("[jobs]\nmax_paralel = 2\n[profile.a]\nbackend = \"codex\"\nauto_commmit = false\n", LoadOptions::STRICT)
-            .unwrap_err();
-        assert!(e.contains("unknown key `jobs.max_paralel` (did you mean `max_parallel`?)"), "{e}");
-        assert!(e.contains("unknown key `profile.a.auto_commmit` (did you mean `auto_commit`?)"), "{e}");
+        let e = load(
+            "[jobs]\nmax_paralel = 2\n[profile.a]\nbackend = \"codex\"\nauto_commmit = false\n",
+            LoadOptions::STRICT,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("unknown key `jobs.max_paralel` (did you mean `max_parallel`?)"),
+            "{e}"
+        );
+        assert!(
+            e.contains("unknown key `profile.a.auto_commmit` (did you mean `auto_commit`?)"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -392,7 +425,10 @@ mod tests {
         .config;
         let p = &c.profiles["fast"];
         assert_eq!(c.jobs.default_profile, "fast");
-        assert_eq!((p.model.as_deref(), p.max_turns, p.auto_pr), (Some("haiku"), Some(9), false));
+        assert_eq!(
+            (p.model.as_deref(), p.max_turns, p.auto_pr),
+            (Some("haiku"), Some(9), false)
+        );
         assert_eq!(p.timeout, Some(std::time::Duration::from_secs(600)));
         assert_eq!(p.pr_command.as_deref().map(|v| v.len()), Some(2));
         assert_eq!(p.env["A"], "1");

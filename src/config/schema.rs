@@ -145,7 +145,9 @@ pub fn unknown_keys(root: &DeTable<'_>) -> Vec<UnknownKey> {
                 }
             }
             ("loop", DeValue::Table(t)) => check_loop(t, &mut out),
-            (k @ ("jobs" | "profile"), v) => super::jobs::unknown_keys(k, v, &check_table, &mut out),
+            (k @ ("jobs" | "profile"), v) => {
+                super::jobs::unknown_keys(k, v, &check_table, &mut out)
+            }
             _ => {}
         }
     }

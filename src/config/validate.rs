@@ -112,7 +112,8 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         raw.defaults.agent.backend.as_deref(),
         &backends,
     );
-    let jobs = super::jobs::build_jobs(&mut c, raw.jobs.as_ref(), &profiles, &project_dir, &log_dir);
+    let jobs =
+        super::jobs::build_jobs(&mut c, raw.jobs.as_ref(), &profiles, &project_dir, &log_dir);
     backends.retain(|n, _| {
         !raw.preset_only.contains(n)
             || agents.iter().any(|a| &a.backend == n)

@@ -114,9 +114,15 @@ pub fn invocation(backend: &Backend, profile: &Profile, prompt: &str) -> Invocat
 /// Usage-limit wording the CLIs print (checked on failures only).
 fn is_limit_text(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
-    ["usage limit", "limit reached", "rate limit", "quota exceeded", "resource_exhausted"]
-        .iter()
-        .any(|p| t.contains(p))
+    [
+        "usage limit",
+        "limit reached",
+        "rate limit",
+        "quota exceeded",
+        "resource_exhausted",
+    ]
+    .iter()
+    .any(|p| t.contains(p))
 }
 
 fn short(text: &str) -> String {
@@ -326,7 +332,10 @@ fn parse_gemini(stdout: &Path, stderr: &Path) -> Outcome {
         .find('{')
         .and_then(|i| serde_json::from_str::<Value>(err_text[i..].trim()).ok());
     if let Some(v) = &last {
-        o.session_id = v.get("session_id").and_then(Value::as_str).map(String::from);
+        o.session_id = v
+            .get("session_id")
+            .and_then(Value::as_str)
+            .map(String::from);
         o.summary = v.get("response").and_then(Value::as_str).map(short);
         if let Some(models) = v.pointer("/stats/models").and_then(Value::as_object) {
             let n: u64 = models
@@ -380,7 +389,10 @@ fn parse_opencode(stdout: &Path) -> Outcome {
             "step_finish" => {
                 finished = true;
                 steps += 1;
-                cost += v.pointer("/part/cost").and_then(Value::as_f64).unwrap_or(0.0);
+                cost += v
+                    .pointer("/part/cost")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0);
             }
             "error" => {
                 let msg = v

@@ -51,7 +51,10 @@ fn claude_max_turns_and_missing_result_and_nonzero_exit() {
 #[test]
 fn claude_limit_text_gives_reason_limit() {
     let out = r#"{"type":"result","subtype":"success","is_error":true,"result":"Claude AI usage limit reached|1767225600"}"#;
-    assert_eq!(run(Form::Claude, out, "", Some(1)).reason, Some(Reason::Limit));
+    assert_eq!(
+        run(Form::Claude, out, "", Some(1)).reason,
+        Some(Reason::Limit)
+    );
 }
 
 #[test]
@@ -172,7 +175,10 @@ fn each_form_builds_its_headless_argv() {
     assert_eq!(i.argv.last().map(String::as_str), Some("fix it"));
     assert!(!i.prompt_on_stdin);
     let i = invocation(&backend(Some("opencode"), "opencode"), &p, "fix");
-    assert_eq!(i.argv.join(" "), "opencode run --format json --auto --model opus fix");
+    assert_eq!(
+        i.argv.join(" "),
+        "opencode run --format json --auto --model opus fix"
+    );
     let i = invocation(&backend(None, "my-agent --flag 'a b'"), &p, "fix");
     assert_eq!(i.argv, vec!["my-agent", "--flag", "a b"]);
 }

@@ -266,11 +266,10 @@ pub fn apply(job: &Job, event: Event, now: &str) -> Result<Job, Refused> {
             } else {
                 Status::Failed
             };
-            j.reason = Some(o.reason.unwrap_or(if o.success {
-                Reason::Ok
-            } else {
-                Reason::Exit
-            }));
+            j.reason = Some(
+                o.reason
+                    .unwrap_or(if o.success { Reason::Ok } else { Reason::Exit }),
+            );
             j.exit_code = o.exit_code;
             j.session_id = o.session_id.or(j.session_id);
             j.cost_usd = o.cost_usd;

@@ -85,7 +85,9 @@ fn a_pr_outcome_is_recorded_on_a_succeeded_job_but_not_a_failed_one() {
 
 #[test]
 fn plan_never_runs_more_than_max_parallel() {
-    let mut jobs: Vec<Job> = (1..=5).map(|i| job(&i.to_string(), Status::Queued)).collect();
+    let mut jobs: Vec<Job> = (1..=5)
+        .map(|i| job(&i.to_string(), Status::Queued))
+        .collect();
     assert_eq!(
         plan(&jobs, 2),
         vec![Decision::Start("1".into()), Decision::Start("2".into())]

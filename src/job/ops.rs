@@ -8,8 +8,8 @@ use super::model::{Event, Job, Status};
 use super::runner::{self, event};
 use super::store::{self, Store};
 use super::{pr, repo, schedule};
-use crate::events;
 use crate::config::Config;
+use crate::events;
 use crate::{Error, Result};
 
 /// What `orch job add` (and POST /v1/jobs, run_task) asks for.
@@ -45,7 +45,11 @@ pub fn add(cfg: &Config, req: NewJob) -> Result<Job> {
         return Err(Error::Usage(format!(
             "no profile {profile:?} in {} (known: {})",
             cfg.path.display(),
-            if known.is_empty() { "none".into() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
         )));
     }
     let store = Store::new(&cfg.log_dir);
@@ -55,7 +59,9 @@ pub fn add(cfg: &Config, req: NewJob) -> Result<Job> {
     if let Some(t) = req.timeout
         && !(t.is_finite() && t > 0.0)
     {
-        return Err(Error::Usage("the timeout must be more than 0 seconds".into()));
+        return Err(Error::Usage(
+            "the timeout must be more than 0 seconds".into(),
+        ));
     }
     let job = store.create(Job {
         task: req.task,
@@ -111,7 +117,10 @@ pub fn wait(cfg: &Config, ids: &[String], timeout: Option<Duration>) -> Result<(
     let store = Store::new(&cfg.log_dir);
     let start = Instant::now();
     loop {
-        let jobs = ids.iter().map(|i| store.load(i)).collect::<Result<Vec<_>>>()?;
+        let jobs = ids
+            .iter()
+            .map(|i| store.load(i))
+            .collect::<Result<Vec<_>>>()?;
         let done = jobs.iter().all(|j| j.status.is_terminal());
         if done || timeout.is_some_and(|t| start.elapsed() >= t) {
             return Ok((jobs, done));
@@ -130,7 +139,11 @@ pub fn cancel(cfg: &Config, id: &str) -> Result<Job> {
         s if s.is_terminal() => Ok(job),
         Status::Queued => match store.apply(id, Event::Cancelled)? {
             Ok(j) => {
-                event(cfg, events::JOB_FINISHED, json!({"id": id, "status": "cancelled", "reason": "cancelled"}));
+                event(
+                    cfg,
+                    events::JOB_FINISHED,
+                    json!({"id": id, "status": "cancelled", "reason": "cancelled"}),
+                );
                 Ok(j)
             }
             // Claimed meanwhile: cancel it as a running job.
@@ -152,7 +165,11 @@ pub fn cancel(cfg: &Config, id: &str) -> Result<Job> {
                         runner::stop_group(pid, cfg.jobs.grace_period);
                     }
                     if store.apply(id, Event::Cancelled)?.is_ok() {
-                        event(cfg, events::JOB_FINISHED, json!({"id": id, "status": "cancelled", "reason": "cancelled"}));
+                        event(
+                            cfg,
+                            events::JOB_FINISHED,
+                            json!({"id": id, "status": "cancelled", "reason": "cancelled"}),
+                        );
                     }
                     let _ = std::fs::remove_file(&marker);
                     return store.load(id);
@@ -171,14 +188,25 @@ pub fn retry(cfg: &Config, id: &str) -> Result<Job> {
     let store = Store::new(&cfg.log_dir);
     let job = store.load(id)?;
     if !job.status.is_terminal() {
-        return Err(Error::Usage(format!("job {id} is {}: only a finished job can be retried", job.status.as_str())));
+        return Err(Error::Usage(format!(
+            "job {id} is {}: only a finished job can be retried",
+            job.status.as_str()
+        )));
     }
     remove_worktree(&store, &job);
     let next = store
         .apply(id, Event::Retry)?
         .map_err(|r| Error::Usage(r.to_string()))?;
-    event(cfg, events::JOB_RETRIED, json!({"id": id, "attempt": next.attempt}));
-    event(cfg, events::JOB_QUEUED, json!({"id": id, "profile": next.profile, "repo": next.repo, "after": next.after}));
+    event(
+        cfg,
+        events::JOB_RETRIED,
+        json!({"id": id, "attempt": next.attempt}),
+    );
+    event(
+        cfg,
+        events::JOB_QUEUED,
+        json!({"id": id, "profile": next.profile, "repo": next.repo, "after": next.after}),
+    );
     Ok(next)
 }
 
@@ -201,24 +229,41 @@ pub fn redo_pr(cfg: &Config, id: &str) -> Result<Job> {
     let store = Store::new(&cfg.log_dir);
     let job = store.load(id)?;
     if job.status != Status::Succeeded {
-        return Err(Error::Usage(format!("job {id} is {}: only a succeeded job has a PR step", job.status.as_str())));
+        return Err(Error::Usage(format!(
+            "job {id} is {}: only a succeeded job has a PR step",
+            job.status.as_str()
+        )));
     }
     let (Some(branch), Some(git_dir)) = (&job.branch, &job.git_dir) else {
         return Err(Error::Usage(format!("job {id} has no branch to push")));
     };
     if job.commits.is_empty() {
-        return Err(Error::Usage(format!("job {id} made no commits: there is nothing to push")));
+        return Err(Error::Usage(format!(
+            "job {id} made no commits: there is nothing to push"
+        )));
     }
     let profile = cfg
         .profiles
         .get(&job.profile)
         .ok_or_else(|| Error::Config(format!("profile {:?} is not in the config", job.profile)))?;
     let base = job.base.clone().unwrap_or_else(|| "main".into());
-    let result = pr::push_and_open(cfg, profile, &job, std::path::Path::new(git_dir), branch, &base, &store);
+    let result = pr::push_and_open(
+        cfg,
+        profile,
+        &job,
+        std::path::Path::new(git_dir),
+        branch,
+        &base,
+        &store,
+    );
     let next = store
         .apply(id, Event::Pr(result))?
         .map_err(|r| Error::Runtime(r.to_string()))?;
-    event(cfg, events::JOB_PR, json!({"id": id, "state": next.pr.state, "url": next.pr.url}));
+    event(
+        cfg,
+        events::JOB_PR,
+        json!({"id": id, "state": next.pr.state, "url": next.pr.url}),
+    );
     Ok(next)
 }
 

@@ -13,7 +13,10 @@ const PR_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The PR title: the task's first line, at most 72 characters.
 pub fn title(task: &str) -> String {
-    let line = task.lines().find(|l| !l.trim().is_empty()).unwrap_or("orch job");
+    let line = task
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("orch job");
     let mut t: String = line.trim().chars().take(72).collect();
     if line.trim().chars().count() > 72 {
         t.pop();
@@ -23,7 +26,13 @@ pub fn title(task: &str) -> String {
 }
 
 /// Fill `{branch} {base} {title} {body_file}` in each argument (one argv item each: no shell).
-pub fn render(argv: &[String], branch: &str, base: &str, title: &str, body_file: &str) -> Vec<String> {
+pub fn render(
+    argv: &[String],
+    branch: &str,
+    base: &str,
+    title: &str,
+    body_file: &str,
+) -> Vec<String> {
     argv.iter()
         .map(|a| {
             a.replace("{branch}", branch)
@@ -35,17 +44,25 @@ pub fn render(argv: &[String], branch: &str, base: &str, title: &str, body_file:
 }
 
 fn on_path(bin: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| d.join(bin).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
 }
 
 /// The default PR command when `gh` is installed.
 fn default_pr_command() -> Option<Vec<String>> {
     on_path("gh").then(|| {
         [
-            "gh", "pr", "create", "--head", "{branch}", "--base", "{base}", "--title", "{title}",
-            "--body-file", "{body_file}",
+            "gh",
+            "pr",
+            "create",
+            "--head",
+            "{branch}",
+            "--base",
+            "{base}",
+            "--title",
+            "{title}",
+            "--body-file",
+            "{body_file}",
         ]
         .map(String::from)
         .to_vec()
@@ -248,7 +265,13 @@ mod tests {
         let argv = ["pr", "--head={branch}", "{title}", "{body_file}", "{base}"].map(String::from);
         assert_eq!(
             render(&argv, "orch/job-1-x", "main", "Fix; rm -rf /", "/j/body.md"),
-            vec!["pr", "--head=orch/job-1-x", "Fix; rm -rf /", "/j/body.md", "main"]
+            vec![
+                "pr",
+                "--head=orch/job-1-x",
+                "Fix; rm -rf /",
+                "/j/body.md",
+                "main"
+            ]
         );
     }
 

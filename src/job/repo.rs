@@ -127,9 +127,10 @@ pub fn prepare(
     match repo {
         Some(url) if is_url(url) => prepare_url(cache, url, base, &branch, worktree),
         other => {
-            let path = other.map_or_else(|| project_dir.to_path_buf(), |p| {
-                crate::config::resolve(project_dir, p)
-            });
+            let path = other.map_or_else(
+                || project_dir.to_path_buf(),
+                |p| crate::config::resolve(project_dir, p),
+            );
             prepare_path(&path, base, &branch, worktree)
         }
     }
@@ -160,7 +161,11 @@ fn prepare_url(
         git(&dir, &["remote", "add", "origin", url])?;
         git(
             &dir,
-            &["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"],
+            &[
+                "config",
+                "remote.origin.fetch",
+                "+refs/heads/*:refs/remotes/origin/*",
+            ],
         )?;
     }
     git(&dir, &["fetch", "-q", "--prune", "origin"])?;
@@ -169,10 +174,13 @@ fn prepare_url(
         None => default_branch(&dir)?,
     };
     let start = format!("refs/remotes/origin/{base}");
-    let commit = git(&dir, &["rev-parse", "--verify", &format!("{start}^{{commit}}")])
-        .map_err(|_| format!("the base {base:?} is not a branch of {url}"))?
-        .trim()
-        .to_string();
+    let commit = git(
+        &dir,
+        &["rev-parse", "--verify", &format!("{start}^{{commit}}")],
+    )
+    .map_err(|_| format!("the base {base:?} is not a branch of {url}"))?
+    .trim()
+    .to_string();
     // From the commit just fetched (under the lock), not the ref: another job's fetch may move it.
     let wt = worktree.display().to_string();
     git(&dir, &["worktree", "add", "-q", "-b", branch, &wt, &commit])?;
@@ -196,7 +204,12 @@ fn default_branch(dir: &Path) -> Result<String, String> {
         return Ok(name.to_string());
     }
     for b in ["main", "master"] {
-        if git(dir, &["rev-parse", "--verify", &format!("refs/remotes/origin/{b}")]).is_ok() {
+        if git(
+            dir,
+            &["rev-parse", "--verify", &format!("refs/remotes/origin/{b}")],
+        )
+        .is_ok()
+        {
             return Ok(b.into());
         }
     }
@@ -229,10 +242,13 @@ fn prepare_path(
             .trim()
             .to_string(),
     };
-    let commit = git(path, &["rev-parse", "--verify", &format!("{base}^{{commit}}")])
-        .map_err(|_| format!("the base {base:?} is not a commit of {}", path.display()))?
-        .trim()
-        .to_string();
+    let commit = git(
+        path,
+        &["rev-parse", "--verify", &format!("{base}^{{commit}}")],
+    )
+    .map_err(|_| format!("the base {base:?} is not a commit of {}", path.display()))?
+    .trim()
+    .to_string();
     let wt = worktree.display().to_string();
     git(path, &["worktree", "add", "-q", "-b", branch, &wt, &commit])?;
     let has_remote = git(path, &["remote", "get-url", "origin"]).is_ok();
@@ -279,7 +295,12 @@ pub fn commits_since(workdir: &Path, base_commit: &str) -> Result<Vec<String>, S
 pub fn push(workdir: &Path, branch: &str) -> Result<(), String> {
     git(
         workdir,
-        &["push", "-q", "origin", &format!("refs/heads/{branch}:refs/heads/{branch}")],
+        &[
+            "push",
+            "-q",
+            "origin",
+            &format!("refs/heads/{branch}:refs/heads/{branch}"),
+        ],
     )
     .map(|_| ())
 }
@@ -303,7 +324,10 @@ mod tests {
 
     #[test]
     fn slugs_are_short_lowercase_words() {
-        assert_eq!(slug("Fix issue #123 in the parser!"), "fix-issue-123-in-the-parser");
+        assert_eq!(
+            slug("Fix issue #123 in the parser!"),
+            "fix-issue-123-in-the-parser"
+        );
         assert_eq!(slug("!!!"), "task");
         assert!(slug(&"word ".repeat(40)).len() <= 41);
     }

@@ -13,8 +13,8 @@ use super::headless::{self, Form};
 use super::model::{Event, Job, Outcome, Reason, Status};
 use super::store::{self, RunLock, Store};
 use super::{pr, repo};
-use crate::events;
 use crate::config::Config;
+use crate::events;
 use crate::{Error, Result};
 
 /// Set by SIGINT/SIGTERM/SIGHUP in a runner: stop the agent as a cancel would.
@@ -148,7 +148,15 @@ fn run_claimed(cfg: &Config, store: &Store, job: &Job) -> std::result::Result<Jo
     let form = Form::of(backend);
     let out_path = store.file(id, store::OUTPUT_FILE);
     let err_path = store.file(id, store::STDERR_FILE);
-    let spawned = spawn(&inv, &prompt_path, &out_path, &err_path, &prepared.workdir, profile, id);
+    let spawned = spawn(
+        &inv,
+        &prompt_path,
+        &out_path,
+        &err_path,
+        &prepared.workdir,
+        profile,
+        id,
+    );
     let (pid, mut child) = match spawned {
         Ok(c) => (c.id(), c),
         Err(e) => return Err(format!("cannot start {:?}: {e}", inv.argv.first())),

@@ -10,8 +10,8 @@ use serde_json::json;
 use super::model::{self, Decision, Event, Status};
 use super::runner::event;
 use super::store::Store;
-use crate::events;
 use crate::config::{self, Config, LoadOptions};
+use crate::events;
 use crate::tmux::{Command, NewSession, Tmux};
 use crate::{Error, Result};
 
@@ -49,7 +49,11 @@ pub fn tick(cfg: &Config, config_path: &Path, tmux: &Tmux) -> Result<Vec<String>
             }
             if let Ok(next) = model::apply(job, Event::Interrupted, &now) {
                 store.save(&next)?;
-                event(cfg, events::JOB_FINISHED, json!({"id": next.id, "status": "failed", "reason": "interrupted"}));
+                event(
+                    cfg,
+                    events::JOB_FINISHED,
+                    json!({"id": next.id, "status": "failed", "reason": "interrupted"}),
+                );
                 *job = next;
             }
         }
@@ -59,13 +63,23 @@ pub fn tick(cfg: &Config, config_path: &Path, tmux: &Tmux) -> Result<Vec<String>
                     let job = store.load(&id)?;
                     if let Ok(next) = model::apply(&job, Event::DependencyFailed { dep }, &now) {
                         store.save(&next)?;
-                        event(cfg, events::JOB_FINISHED, json!({"id": id, "status": "failed", "reason": "dependency_failed"}));
+                        event(
+                            cfg,
+                            events::JOB_FINISHED,
+                            json!({"id": id, "status": "failed", "reason": "dependency_failed"}),
+                        );
                     }
                 }
                 Decision::Start(id) => {
                     let job = store.load(&id)?;
                     let session = session_name(cfg, &id);
-                    if let Ok(next) = model::apply(&job, Event::Start { session: Some(session) }, &now) {
+                    if let Ok(next) = model::apply(
+                        &job,
+                        Event::Start {
+                            session: Some(session),
+                        },
+                        &now,
+                    ) {
                         store.save(&next)?;
                         started.push(id);
                     }
@@ -76,7 +90,11 @@ pub fn tick(cfg: &Config, config_path: &Path, tmux: &Tmux) -> Result<Vec<String>
     for id in &started {
         let session = session_name(cfg, id);
         match launch(cfg, config_path, tmux, id, &session) {
-            Ok(()) => event(cfg, events::JOB_STARTED, json!({"id": id, "session": session})),
+            Ok(()) => event(
+                cfg,
+                events::JOB_STARTED,
+                json!({"id": id, "session": session}),
+            ),
             Err(e) => {
                 let o = model::Outcome {
                     reason: Some(model::Reason::Setup),
@@ -84,7 +102,11 @@ pub fn tick(cfg: &Config, config_path: &Path, tmux: &Tmux) -> Result<Vec<String>
                     ..model::Outcome::default()
                 };
                 let _ = store.apply(id, Event::Finish(o));
-                event(cfg, events::JOB_FINISHED, json!({"id": id, "status": "failed", "reason": "setup"}));
+                event(
+                    cfg,
+                    events::JOB_FINISHED,
+                    json!({"id": id, "status": "failed", "reason": "setup"}),
+                );
             }
         }
     }
@@ -109,7 +131,8 @@ fn launch(cfg: &Config, config_path: &Path, tmux: &Tmux, id: &str, session: &str
     .to_vec();
     let mut spec = NewSession::new(session, &cfg.project_dir, Command::Argv(argv));
     if let Some(socket) = tmux.socket() {
-        spec.env.push((crate::tmux::SOCKET_ENV.into(), socket.to_string()));
+        spec.env
+            .push((crate::tmux::SOCKET_ENV.into(), socket.to_string()));
     }
     tmux.new_session(&spec)?;
     Ok(())
@@ -136,7 +159,11 @@ pub fn claim_for_foreground(cfg: &Config, id: &str) -> Result<bool> {
                 let job = store.load(id)?;
                 if let Ok(next) = model::apply(&job, Event::DependencyFailed { dep }, &now) {
                     store.save(&next)?;
-                    event(cfg, events::JOB_FINISHED, json!({"id": id, "status": "failed", "reason": "dependency_failed"}));
+                    event(
+                        cfg,
+                        events::JOB_FINISHED,
+                        json!({"id": id, "status": "failed", "reason": "dependency_failed"}),
+                    );
                 }
             }
             _ => {}

@@ -163,7 +163,11 @@ impl Store {
     }
 
     /// Apply `event` to job `id` under the lock: the new job, or why the transition was refused.
-    pub fn apply(&self, id: &str, event: Event) -> Result<std::result::Result<Job, model::Refused>> {
+    pub fn apply(
+        &self,
+        id: &str,
+        event: Event,
+    ) -> Result<std::result::Result<Job, model::Refused>> {
         let _lock = self.lock()?;
         let job = self.load(id)?;
         match model::apply(&job, event, &now()) {
@@ -193,10 +197,7 @@ mod tests {
             .unwrap();
         let b = s.create(Job::default()).unwrap();
         assert_eq!((a.id.as_str(), b.id.as_str()), ("1", "2"));
-        assert_eq!(
-            fs::read_to_string(s.file("1", PROMPT_FILE)).unwrap(),
-            "one"
-        );
+        assert_eq!(fs::read_to_string(s.file("1", PROMPT_FILE)).unwrap(), "one");
         let loaded = s.load("1").unwrap();
         assert_eq!(loaded.schema_version, model::SCHEMA_VERSION);
         assert!(s.load("../x").is_err());

@@ -100,7 +100,12 @@ fn work(prompt: &str, f: &Faults) {
     let _ = std::fs::write(&name, format!("{}\n", prompt.trim()));
     if !f.dirty {
         git(&["add", &name]);
-        git(&["commit", "-q", "-m", &format!("sim: {}", first_line(prompt))]);
+        git(&[
+            "commit",
+            "-q",
+            "-m",
+            &format!("sim: {}", first_line(prompt)),
+        ]);
     }
 }
 
@@ -121,17 +126,23 @@ pub fn run(a: HeadlessArgs) -> Result<ExitCode> {
     };
     // Starting lines.
     match a.shape.as_str() {
-        "claude" => line(serde_json::json!({"type":"system","subtype":"init","session_id":sid,
-            "cwd": std::env::current_dir().unwrap_or_default(),"tools":["Bash","Edit"],"model":"sim"})),
+        "claude" => line(
+            serde_json::json!({"type":"system","subtype":"init","session_id":sid,
+            "cwd": std::env::current_dir().unwrap_or_default(),"tools":["Bash","Edit"],"model":"sim"}),
+        ),
         "codex" => {
             line(serde_json::json!({"type":"thread.started","thread_id":sid}));
             line(serde_json::json!({"type":"turn.started"}));
             if f.reconnect {
-                line(serde_json::json!({"type":"error","message":"Reconnecting... 1/5 (stream disconnected before completion)"}));
+                line(
+                    serde_json::json!({"type":"error","message":"Reconnecting... 1/5 (stream disconnected before completion)"}),
+                );
             }
         }
-        "opencode" => line(serde_json::json!({"type":"step_start","timestamp":0,"sessionID":sid,
-            "part":{"type":"step-start"}})),
+        "opencode" => line(
+            serde_json::json!({"type":"step_start","timestamp":0,"sessionID":sid,
+            "part":{"type":"step-start"}}),
+        ),
         _ => {}
     }
     if f.big_mb > 0 {
@@ -174,22 +185,34 @@ pub fn run(a: HeadlessArgs) -> Result<ExitCode> {
                 ("error_max_turns", true, "")
             } else if f.error {
                 // A failed API call: subtype success, is_error true.
-                ("success", true, "API Error: 500 {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"Internal server error\"}}")
+                (
+                    "success",
+                    true,
+                    "API Error: 500 {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"Internal server error\"}}",
+                )
             } else {
                 ("success", false, text.as_str())
             };
-            line(serde_json::json!({"type":"result","subtype":subtype,"is_error":is_error,
+            line(
+                serde_json::json!({"type":"result","subtype":subtype,"is_error":is_error,
                 "duration_ms":1200,"num_turns":3,"result":result,"session_id":sid,
-                "total_cost_usd":0.0123,"usage":{"input_tokens":10,"output_tokens":20}}));
+                "total_cost_usd":0.0123,"usage":{"input_tokens":10,"output_tokens":20}}),
+            );
             u8::from(f.error || f.max_turns)
         }
         "codex" => {
             if f.error || f.max_turns {
-                line(serde_json::json!({"type":"turn.failed","error":{"message":"stream error: unexpected status 500"}}));
+                line(
+                    serde_json::json!({"type":"turn.failed","error":{"message":"stream error: unexpected status 500"}}),
+                );
                 1
             } else {
-                line(serde_json::json!({"type":"item.completed","item":{"id":"item_0","type":"agent_message","text":text}}));
-                line(serde_json::json!({"type":"turn.completed","usage":{"input_tokens":10,"cached_input_tokens":0,"output_tokens":20}}));
+                line(
+                    serde_json::json!({"type":"item.completed","item":{"id":"item_0","type":"agent_message","text":text}}),
+                );
+                line(
+                    serde_json::json!({"type":"turn.completed","usage":{"input_tokens":10,"cached_input_tokens":0,"output_tokens":20}}),
+                );
                 0
             }
         }
@@ -217,7 +240,9 @@ pub fn run(a: HeadlessArgs) -> Result<ExitCode> {
                     "error":{"name":"APIError","data":{"message":"simulated failure"}}}));
                 1
             } else {
-                line(serde_json::json!({"type":"text","sessionID":sid,"part":{"type":"text","text":text}}));
+                line(
+                    serde_json::json!({"type":"text","sessionID":sid,"part":{"type":"text","text":text}}),
+                );
                 line(serde_json::json!({"type":"step_finish","sessionID":sid,
                     "part":{"type":"step-finish","reason":"stop","cost":0.002,"tokens":{"input":10,"output":20}}}));
                 0
@@ -239,10 +264,14 @@ fn out_write(s: &str) -> std::io::Result<()> {
 fn limit(shape: &str, sid: &str, line: &mut dyn FnMut(serde_json::Value)) -> ExitCode {
     let msg = "You've hit your usage limit. Your limit resets at 5pm";
     match shape {
-        "claude" => line(serde_json::json!({"type":"result","subtype":"success","is_error":true,
-            "result":"Claude AI usage limit reached|1767225600","session_id":sid,"num_turns":1})),
+        "claude" => line(
+            serde_json::json!({"type":"result","subtype":"success","is_error":true,
+            "result":"Claude AI usage limit reached|1767225600","session_id":sid,"num_turns":1}),
+        ),
         "codex" => line(serde_json::json!({"type":"turn.failed","error":{"message":msg}})),
-        "opencode" => line(serde_json::json!({"type":"error","error":{"name":"APIError","data":{"message":msg}}})),
+        "opencode" => line(
+            serde_json::json!({"type":"error","error":{"name":"APIError","data":{"message":msg}}}),
+        ),
         _ => eprintln!("{msg}"),
     }
     ExitCode::from(1)

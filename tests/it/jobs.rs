@@ -31,7 +31,10 @@ fn a_job_run_pushes_its_branch_and_the_pr_stub_gets_the_argv() {
     assert_eq!(job["pr"]["url"], "https://forge.example/pr/1");
     assert_eq!(job["cost_usd"], 0.0123);
     // The branch is on the forge, with the job's commit on top of main.
-    let tip = git(&p.git.remote, &["rev-parse", &format!("refs/heads/{branch}")]);
+    let tip = git(
+        &p.git.remote,
+        &["rev-parse", &format!("refs/heads/{branch}")],
+    );
     assert_eq!(job["commits"][0].as_str(), Some(tip.as_str()));
     assert_eq!(
         git(&p.git.remote, &["rev-parse", &format!("{tip}~1")]),
@@ -52,13 +55,17 @@ fn a_job_run_pushes_its_branch_and_the_pr_stub_gets_the_argv() {
     );
     // Success removes the worktree; result.json is written; the events are logged.
     assert!(!p.log_dir().join("jobs/1/worktree").exists());
-    let result: Value =
-        serde_json::from_str(&std::fs::read_to_string(p.log_dir().join("jobs/1/result.json")).unwrap())
-            .unwrap();
+    let result: Value = serde_json::from_str(
+        &std::fs::read_to_string(p.log_dir().join("jobs/1/result.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(result["status"], "succeeded");
     let events = std::fs::read_to_string(p.log_dir().join("events.jsonl")).unwrap();
     for e in ["job_queued", "job_started", "job_finished"] {
-        assert!(events.contains(&format!("\"event\":\"{e}\"")), "{e} missing: {events}");
+        assert!(
+            events.contains(&format!("\"event\":\"{e}\"")),
+            "{e} missing: {events}"
+        );
     }
 }
 
@@ -71,7 +78,12 @@ fn a_failing_pr_command_leaves_a_succeeded_job_with_pr_failed_and_pr_redoes_it()
     let job = p.job("1");
     assert_eq!(job["status"], "succeeded");
     assert_eq!(job["pr"]["state"], "pr_failed");
-    assert!(job["pr"]["error"].as_str().unwrap().contains("exited with 3"));
+    assert!(
+        job["pr"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("exited with 3")
+    );
     // The failed job's branch was pushed; `orch job pr` redoes the step (still failing here).
     let out = p.orch(&["job", "pr", "1", "--json"]);
     assert!(!out.status.success());
@@ -97,12 +109,28 @@ fn an_agent_error_object_fails_the_job_and_keeps_its_worktree() {
 #[test]
 fn a_dirty_tree_is_auto_committed_and_no_changes_gives_no_changes() {
     let p = JobProject::new(3, "");
-    let out = p.orch(&["job", "run", "-p", "dirty", "--repo", &p.url(), "Leave it dirty"]);
+    let out = p.orch(&[
+        "job",
+        "run",
+        "-p",
+        "dirty",
+        "--repo",
+        &p.url(),
+        "Leave it dirty",
+    ]);
     assert!(out.status.success(), "{}", fixture::text(&out));
     let job = p.job("1");
     assert_eq!(job["commits"].as_array().unwrap().len(), 1);
     assert_eq!(job["pr"]["state"], "opened");
-    let out = p.orch(&["job", "run", "-p", "nochange", "--repo", &p.url(), "Change nothing"]);
+    let out = p.orch(&[
+        "job",
+        "run",
+        "-p",
+        "nochange",
+        "--repo",
+        &p.url(),
+        "Change nothing",
+    ]);
     assert!(out.status.success(), "{}", fixture::text(&out));
     assert_eq!(p.job("2")["pr"]["state"], "no_changes");
 }
@@ -123,14 +151,30 @@ fn a_job_after_a_failed_one_fails_with_dependency_failed() {
 #[test]
 fn a_timeout_leaves_no_process_of_the_group() {
     let p = JobProject::new(3, "");
-    let out = p.orch(&["job", "run", "-p", "hang", "--timeout", "2s", "--repo", &p.url(), "Hang"]);
+    let out = p.orch(&[
+        "job",
+        "run",
+        "-p",
+        "hang",
+        "--timeout",
+        "2s",
+        "--repo",
+        &p.url(),
+        "Hang",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", fixture::text(&out));
     let job = p.job("1");
-    assert_eq!((job["status"].as_str(), job["reason"].as_str()), (Some("failed"), Some("timeout")));
+    assert_eq!(
+        (job["status"].as_str(), job["reason"].as_str()),
+        (Some("failed"), Some("timeout"))
+    );
     let pids = p.sim_pids();
     assert_eq!(pids.len(), 2, "the sim and its grandchild");
     for pid in pids {
-        assert!(!pid_alive(pid), "process {pid} of the job's group is still there");
+        assert!(
+            !pid_alive(pid),
+            "process {pid} of the job's group is still there"
+        );
     }
 }
 
@@ -138,7 +182,15 @@ fn a_timeout_leaves_no_process_of_the_group() {
 fn cancel_stops_the_group_and_ends_cancelled() {
     let p = JobProject::new(3, "");
     let mut run = p
-        .orch_cmd(&["job", "run", "-p", "hang", "--repo", &p.url(), "Hang until cancelled"])
+        .orch_cmd(&[
+            "job",
+            "run",
+            "-p",
+            "hang",
+            "--repo",
+            &p.url(),
+            "Hang until cancelled",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -162,7 +214,15 @@ fn five_jobs_with_max_parallel_two_never_run_more_than_two_at_once() {
     let p = JobProject::new(2, "");
     p.start_watchdog();
     for i in 1..=5 {
-        let out = p.orch(&["job", "add", "-p", "slow", "--repo", &p.url(), &format!("Task {i}")]);
+        let out = p.orch(&[
+            "job",
+            "add",
+            "-p",
+            "slow",
+            "--repo",
+            &p.url(),
+            &format!("Task {i}"),
+        ]);
         assert!(out.status.success(), "{}", fixture::text(&out));
     }
     let ids: Vec<String> = (1..=5).map(|i| i.to_string()).collect();
@@ -195,7 +255,15 @@ fn five_jobs_with_max_parallel_two_never_run_more_than_two_at_once() {
 fn a_watchdog_killed_during_a_job_is_adopted_and_a_dead_runner_is_interrupted() {
     let p = JobProject::new(3, "");
     p.start_watchdog();
-    let out = p.orch(&["job", "add", "-p", "slow3", "--repo", &p.url(), "Survive a restart"]);
+    let out = p.orch(&[
+        "job",
+        "add",
+        "-p",
+        "slow3",
+        "--repo",
+        &p.url(),
+        "Survive a restart",
+    ]);
     assert!(out.status.success());
     assert!(wait_for(Duration::from_secs(20), || p.job("1")["stage"] == "agent"));
     p.kill_watchdog();
@@ -205,7 +273,15 @@ fn a_watchdog_killed_during_a_job_is_adopted_and_a_dead_runner_is_interrupted() 
     assert_eq!(p.job("1")["status"], "succeeded");
 
     // A runner that dies (SIGKILL) leaves its session gone: the job becomes failed/interrupted.
-    let out = p.orch(&["job", "add", "-p", "hang", "--repo", &p.url(), "Lose the runner"]);
+    let out = p.orch(&[
+        "job",
+        "add",
+        "-p",
+        "hang",
+        "--repo",
+        &p.url(),
+        "Lose the runner",
+    ]);
     assert!(out.status.success());
     assert!(wait_for(Duration::from_secs(20), || p.sim_pids().len() == 2));
     let session = format!("{}job-2", p.prefix());
@@ -222,7 +298,10 @@ fn a_watchdog_killed_during_a_job_is_adopted_and_a_dead_runner_is_interrupted() 
     assert!(wait_for(Duration::from_secs(20), || p.job("2")["status"] == "failed"));
     assert_eq!(p.job("2")["reason"], "interrupted");
     // Its orphaned agent group was stopped too.
-    assert!(wait_for(Duration::from_secs(10), || p.sim_pids().iter().all(|&x| !pid_alive(x))));
+    assert!(wait_for(Duration::from_secs(10), || p
+        .sim_pids()
+        .iter()
+        .all(|&x| !pid_alive(x))));
 }
 
 #[test]
@@ -232,11 +311,19 @@ fn two_jobs_on_one_url_share_one_clone_and_start_from_the_base_of_their_time() {
     let out = p.orch(&["job", "run", "--repo", &p.url(), "One"]);
     assert!(out.status.success(), "{}", fixture::text(&out));
     let seed = p.git.dir.path().join("seed");
-    let second_base = p.git.commit_and_push(&seed, "moved on", &[("NEW.md", "x\n")]);
+    let second_base = p
+        .git
+        .commit_and_push(&seed, "moved on", &[("NEW.md", "x\n")]);
     let out = p.orch(&["job", "run", "--repo", &p.url(), "--base", "main", "Two"]);
     assert!(out.status.success(), "{}", fixture::text(&out));
-    assert_eq!(p.job("1")["base_commit"].as_str(), Some(first_base.as_str()));
-    assert_eq!(p.job("2")["base_commit"].as_str(), Some(second_base.as_str()));
+    assert_eq!(
+        p.job("1")["base_commit"].as_str(),
+        Some(first_base.as_str())
+    );
+    assert_eq!(
+        p.job("2")["base_commit"].as_str(),
+        Some(second_base.as_str())
+    );
     let clones: Vec<_> = std::fs::read_dir(p.log_dir().join("repos"))
         .unwrap()
         .flatten()
@@ -258,12 +345,17 @@ fn list_show_log_and_retry_work_on_finished_jobs() {
     let out = p.orch(&["job", "retry", "1"]);
     assert!(out.status.success(), "{}", fixture::text(&out));
     let j = p.job("1");
-    assert_eq!((j["status"].as_str(), j["attempt"].as_u64()), (Some("queued"), Some(1)));
-    assert!(!p.log_dir().join("jobs/1/worktree").exists(), "retry clears the kept worktree");
+    assert_eq!(
+        (j["status"].as_str(), j["attempt"].as_u64()),
+        (Some("queued"), Some(1))
+    );
+    assert!(
+        !p.log_dir().join("jobs/1/worktree").exists(),
+        "retry clears the kept worktree"
+    );
     let out = p.orch(&["job", "show", "9"]);
     assert_eq!(out.status.code(), Some(2));
 }
-
 
 #[test]
 fn an_mcp_client_session_over_stdio_lists_tools_and_runs_a_job() {
@@ -288,8 +380,10 @@ fn an_mcp_client_session_over_stdio_lists_tools_and_runs_a_job() {
             }
         }
     };
-    send(serde_json::json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
-        "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"it","version":"1"}}}));
+    send(
+        serde_json::json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"it","version":"1"}}}),
+    );
     let init = recv(1);
     assert_eq!(init["result"]["serverInfo"]["name"], "orch");
     send(serde_json::json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
@@ -304,10 +398,19 @@ fn an_mcp_client_session_over_stdio_lists_tools_and_runs_a_job() {
     names.sort();
     assert_eq!(
         names,
-        vec!["cancel_job", "fleet_status", "get_job", "list_jobs", "list_profiles", "run_task"]
+        vec![
+            "cancel_job",
+            "fleet_status",
+            "get_job",
+            "list_jobs",
+            "list_profiles",
+            "run_task"
+        ]
     );
-    send(serde_json::json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{
-        "name":"run_task","arguments":{"task":"Run over MCP","repo":p.url(),"wait_secs":60}}}));
+    send(
+        serde_json::json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{
+        "name":"run_task","arguments":{"task":"Run over MCP","repo":p.url(),"wait_secs":60}}}),
+    );
     let call = recv(3);
     assert_eq!(call["result"]["isError"], false, "{call}");
     let job: Value =
@@ -316,8 +419,10 @@ fn an_mcp_client_session_over_stdio_lists_tools_and_runs_a_job() {
     assert_eq!(job["pr"]["state"], "opened");
     // A job started this way ran in its own tmux session.
     assert_eq!(job["session"], format!("{}job-1", p.prefix()));
-    send(serde_json::json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{
-        "name":"get_job","arguments":{"id":"42"}}}));
+    send(
+        serde_json::json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{
+        "name":"get_job","arguments":{"id":"42"}}}),
+    );
     let missing = recv(4);
     assert_eq!(missing["result"]["isError"], true);
     drop(send);

@@ -10,7 +10,13 @@ use super::fixture::{JobProject, text};
 use crate::support::wait_for;
 
 /// One HTTP/1.1 request over `stream`; the status code and the body.
-fn http<S: Read + Write>(mut stream: S, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+fn http<S: Read + Write>(
+    mut stream: S,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: orch\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -28,7 +34,10 @@ fn http<S: Read + Write>(mut stream: S, method: &str, path: &str, headers: &[(&s
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -56,7 +65,13 @@ fn jobs_are_posted_via_the_socket_and_via_tcp_with_a_token() {
     let unix = || std::os::unix::net::UnixStream::connect(&sock).unwrap();
 
     let body = serde_json::json!({"task": "Posted over the socket", "repo": p.url()}).to_string();
-    let (code, resp) = http(unix(), "POST", "/v1/jobs", &[("Content-Type", "application/json")], &body);
+    let (code, resp) = http(
+        unix(),
+        "POST",
+        "/v1/jobs",
+        &[("Content-Type", "application/json")],
+        &body,
+    );
     assert_eq!(code, 201, "{resp}");
     let job: Value = serde_json::from_str(&resp).unwrap();
     assert_eq!(job["id"], "1");
@@ -76,30 +91,70 @@ fn jobs_are_posted_via_the_socket_and_via_tcp_with_a_token() {
 
     // TCP: 401 without a token or with a wrong one, one JSON sentence.
     let tcp = || std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    assert!(wait_for(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()));
+    assert!(wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
     let (code, resp) = http(tcp(), "GET", "/v1/jobs", &[], "");
     assert_eq!(code, 401);
     let err: Value = serde_json::from_str(&resp).unwrap();
     assert!(err["error"].as_str().unwrap().contains("token"));
-    assert_eq!(http(tcp(), "GET", "/v1/jobs", &[("Authorization", "Bearer nope")], "").0, 401);
-    let body = serde_json::json!({"task": "Posted over TCP", "repo": p.url(), "no_pr": true}).to_string();
-    let (code, resp) = http(tcp(), "POST", "/v1/jobs", &[("Authorization", "Bearer s3cret-token")], &body);
+    assert_eq!(
+        http(
+            tcp(),
+            "GET",
+            "/v1/jobs",
+            &[("Authorization", "Bearer nope")],
+            ""
+        )
+        .0,
+        401
+    );
+    let body =
+        serde_json::json!({"task": "Posted over TCP", "repo": p.url(), "no_pr": true}).to_string();
+    let (code, resp) = http(
+        tcp(),
+        "POST",
+        "/v1/jobs",
+        &[("Authorization", "Bearer s3cret-token")],
+        &body,
+    );
     assert_eq!(code, 201, "{resp}");
-    let (code, resp) = http(tcp(), "GET", "/v1/jobs/2?wait=60", &[("X-API-Key", "s3cret-token")], "");
+    let (code, resp) = http(
+        tcp(),
+        "GET",
+        "/v1/jobs/2?wait=60",
+        &[("X-API-Key", "s3cret-token")],
+        "",
+    );
     assert_eq!(code, 200);
     let job: Value = serde_json::from_str(&resp).unwrap();
     assert_eq!(job["status"], "succeeded", "{resp}");
     assert_eq!(job["pr"]["state"], "pushed", "--no-pr pushes without a PR");
-    let (code, resp) = http(tcp(), "GET", "/v1/profiles", &[("X-API-Key", "s3cret-token")], "");
+    let (code, resp) = http(
+        tcp(),
+        "GET",
+        "/v1/profiles",
+        &[("X-API-Key", "s3cret-token")],
+        "",
+    );
     assert_eq!(code, 200);
     assert!(resp.contains("\"name\":\"sim\""));
 
     // Cancel and retry through the API.
-    let (code, _) = http(tcp(), "POST", "/v1/jobs/2/retry", &[("X-API-Key", "s3cret-token")], "");
+    let (code, _) = http(
+        tcp(),
+        "POST",
+        "/v1/jobs/2/retry",
+        &[("X-API-Key", "s3cret-token")],
+        "",
+    );
     assert_eq!(code, 200);
     let out = p.orch(&["job", "wait", "2", "--timeout", "60s"]);
     assert!(out.status.success(), "{}", text(&out));
     let (code, resp) = http(unix(), "POST", "/v1/jobs/2/cancel", &[], "");
     assert_eq!(code, 200);
-    assert!(resp.contains("\"status\":\"succeeded\""), "a finished job stays as it is");
+    assert!(
+        resp.contains("\"status\":\"succeeded\""),
+        "a finished job stays as it is"
+    );
 }

@@ -166,7 +166,9 @@ env = {{ ORCH_SIM_FAULT = "sleep=4000" }}
     pub fn start_watchdog(&self) {
         let out = self.orch(&["up", "watchdog"]);
         assert!(out.status.success(), "{}", text(&out));
-        assert!(wait_for(Duration::from_secs(20), || self.watchdog_pid().is_some()));
+        assert!(wait_for(Duration::from_secs(20), || self
+            .watchdog_pid()
+            .is_some()));
     }
 
     pub fn watchdog_pid(&self) -> Option<i32> {
