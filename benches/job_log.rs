@@ -9,7 +9,9 @@ use std::time::Instant;
 
 const MB: u64 = 100;
 
-/// Run `cmd` and return (exit ok, wall seconds, peak RSS in MiB) from wait4's rusage.
+/// Run `cmd` and return (exit ok, wall seconds, peak RSS in MiB) from wait4's rusage (which
+/// reaps the child: std's `wait` cannot give its rusage).
+#[allow(clippy::zombie_processes)]
 fn measure(mut cmd: Command) -> (bool, f64, f64) {
     let start = Instant::now();
     let child = cmd.spawn().expect("starting orch");

@@ -315,11 +315,14 @@ fn profile_with_defaults(name: &str, backend: String) -> Profile {
     }
 }
 
+/// schema.rs's check of one table's keys against the known ones.
+pub(super) type CheckTable = dyn Fn(&DeTable<'_>, &str, &[&'static str], &mut Vec<UnknownKey>);
+
 /// Unknown keys under `[jobs]` and each `[profile.NAME]`.
 pub(super) fn unknown_keys(
     key: &str,
     value: &DeValue<'_>,
-    check: &dyn Fn(&DeTable<'_>, &str, &[&'static str], &mut Vec<UnknownKey>),
+    check: &CheckTable,
     out: &mut Vec<UnknownKey>,
 ) {
     match (key, value) {

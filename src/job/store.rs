@@ -92,13 +92,22 @@ impl Store {
     /// Add a new job (its id is the next number); writes its prompt and `job.json`.
     pub fn create(&self, mut job: Job) -> Result<Job> {
         let _lock = self.lock()?;
+        // Ids are never reused, even after `clean` removed the newest jobs.
+        let counter = self.root.join(".last_id");
+        let last = std::fs::read_to_string(&counter)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(0);
         let next = self
             .ids()?
             .iter()
             .filter_map(|i| i.parse::<u64>().ok())
             .max()
             .unwrap_or(0)
+            .max(last)
             + 1;
+        crate::state::write_atomic(&counter, format!("{next}\n").as_bytes())
+            .map_err(|e| Error::io(&counter, "recording the last job id", e))?;
         job.id = next.to_string();
         job.schema_version = model::SCHEMA_VERSION;
         if job.times.created.is_empty() {
@@ -201,6 +210,9 @@ mod tests {
         let loaded = s.load("1").unwrap();
         assert_eq!(loaded.schema_version, model::SCHEMA_VERSION);
         assert!(s.load("../x").is_err());
+        // A removed job's id is not given again.
+        fs::remove_dir_all(s.dir("2")).unwrap();
+        assert_eq!(s.create(Job::default()).unwrap().id, "3");
         assert!(matches!(s.load("9"), Err(Error::Usage(_))));
     }
 
