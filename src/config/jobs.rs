@@ -106,16 +106,19 @@ pub struct Profile {
 /// The implicit profile used when the config names none.
 pub const DEFAULT_PROFILE: &str = "default";
 
-/// The backends profiles name (so validation builds them even when no agent uses them).
+/// The backends profiles name (so validation builds them even when no agent uses them). The
+/// implicit profile's backend counts only when the config has `[jobs]` or `[defaults].backend`:
+/// a config without either builds no preset it does not use (a load stays fast).
 pub(super) fn referenced_backends(
     profiles: &BTreeMap<String, RawProfile>,
     default_backend: Option<&str>,
+    has_jobs_table: bool,
 ) -> Vec<String> {
     let mut out: Vec<String> = profiles
         .values()
         .filter_map(|p| p.backend.clone())
         .collect();
-    if profiles.is_empty() {
+    if profiles.is_empty() && (has_jobs_table || default_backend.is_some()) {
         out.push(default_backend.unwrap_or("claude-code").to_string());
     }
     out
@@ -360,7 +363,10 @@ mod tests {
 
     #[test]
     fn without_jobs_tables_there_are_defaults_and_an_implicit_profile() {
+        // No [jobs], no [defaults].backend, no agent: no preset is built, so no profile.
         let c = load("", LoadOptions::STRICT).unwrap().config;
+        assert!(c.profiles.is_empty() && c.backends.is_empty());
+        let c = load("[jobs]\n", LoadOptions::STRICT).unwrap().config;
         assert_eq!(c.jobs.max_parallel, 3);
         assert_eq!(c.jobs.default_profile, "default");
         assert_eq!(c.profiles["default"].backend, "claude-code");

@@ -93,6 +93,7 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
     referenced.extend(super::jobs::referenced_backends(
         &raw.profile,
         raw.defaults.agent.backend.as_deref(),
+        raw.jobs.is_some(),
     ));
     let mut backends = BTreeMap::new();
     for (name, b) in &raw.backend {

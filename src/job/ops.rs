@@ -43,7 +43,7 @@ pub fn add(cfg: &Config, req: NewJob) -> Result<Job> {
     if !cfg.profiles.contains_key(&profile) {
         let known: Vec<&str> = cfg.profiles.keys().map(String::as_str).collect();
         return Err(Error::Usage(format!(
-            "no profile {profile:?} in {} (known: {})",
+            "no profile {profile:?} in {} (known: {}; add a [profile.NAME] or a [jobs] table)",
             cfg.path.display(),
             if known.is_empty() {
                 "none".into()
