@@ -184,6 +184,11 @@ pub fn push_and_open(
     base: &str,
     store: &Store,
 ) -> Pr {
+    // The stage shows on a running job (a redo on a finished job leaves it alone).
+    let stage = |s: &str| {
+        let _ = store.apply(&job.id, super::model::Event::Stage(s.into()));
+    };
+    stage("push");
     if let Err(e) = repo::push(dir, branch) {
         return Pr {
             state: PrState::PushFailed,
@@ -206,6 +211,7 @@ pub fn push_and_open(
     let Some(argv) = custom.clone().or_else(default_pr_command) else {
         return pushed;
     };
+    stage("pr");
     let log = store.file(&job.id, "pr.log");
     if custom.is_none() {
         // gh: an open PR for the branch is reused.

@@ -428,3 +428,55 @@ fn an_mcp_client_session_over_stdio_lists_tools_and_runs_a_job() {
     drop(send);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn each_cli_shape_of_the_headless_sim_is_judged_right_with_its_faults() {
+    let p = JobProject::new(3, "");
+    let folder = p.dir().join("not-a-repo");
+    std::fs::create_dir_all(&folder).unwrap();
+    let folder = folder.display().to_string();
+    let cases = [
+        ("claude", "", "succeeded", "ok"),
+        ("codex", "", "succeeded", "ok"),
+        ("gemini", "", "succeeded", "ok"),
+        ("opencode", "", "succeeded", "ok"),
+        ("plain", "", "succeeded", "ok"),
+        ("claude", "max-turns", "failed", "max_turns"),
+        ("gemini", "max-turns", "failed", "max_turns"),
+        ("claude", "error", "failed", "agent_error"),
+        ("gemini", "error", "failed", "agent_error"),
+        ("opencode", "error", "failed", "agent_error"),
+        ("codex", "reconnect", "succeeded", "ok"),
+        ("codex", "limit", "failed", "limit"),
+        ("claude", "limit", "failed", "limit"),
+        ("plain", "crash", "failed", "exit"),
+    ];
+    for (i, (profile, fault, status, reason)) in cases.iter().enumerate() {
+        let out = p
+            .orch_cmd(&[
+                "job", "run", "-p", profile, "--repo", &folder, "--json", "Do it",
+            ])
+            .env("ORCH_SIM_FAULT", fault)
+            .output()
+            .unwrap();
+        let id = (i + 1).to_string();
+        let job = p.job(&id);
+        assert_eq!(
+            (job["status"].as_str(), job["reason"].as_str()),
+            (Some(*status), Some(*reason)),
+            "{profile} with {fault:?}: {}",
+            fixture::text(&out)
+        );
+        assert_eq!(out.status.success(), *status == "succeeded");
+        if *status == "succeeded" && *profile != "plain" {
+            assert!(
+                job["session_id"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("sim-")),
+                "{profile}: {job}"
+            );
+        }
+        // A folder that is not a git repository runs in place: no branch, no PR.
+        assert!(job["branch"].is_null());
+    }
+}

@@ -64,6 +64,36 @@ grace_period = 1
 preset = "claude-code"
 bin = "{sim}"
 
+[backend.simcodex]
+preset = "codex"
+bin = "{orch} sim-headless codex"
+
+[backend.simgemini]
+preset = "gemini-cli"
+bin = "{orch} sim-headless gemini"
+
+[backend.simopencode]
+preset = "opencode"
+bin = "{orch} sim-headless opencode"
+
+[backend.simplain]
+bin = "{orch} sim-headless plain"
+
+[profile.claude]
+backend = "simc"
+
+[profile.codex]
+backend = "simcodex"
+
+[profile.gemini]
+backend = "simgemini"
+
+[profile.opencode]
+backend = "simopencode"
+
+[profile.plain]
+backend = "simplain"
+
 [profile.sim]
 backend = "simc"
 pr_command = ["{stub}", "{{branch}}", "{{base}}", "{{title}}", "{{body_file}}"]
@@ -103,6 +133,7 @@ env = {{ ORCH_SIM_FAULT = "sleep=4000" }}
             stub = stub.display(),
             bad = bad.display(),
             pidfile = pidfile.display(),
+            orch = orch_bin().display(),
         );
         let config = dir.join("agents.toml");
         std::fs::write(&config, cfg).unwrap();
