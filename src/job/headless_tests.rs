@@ -1,3 +1,5 @@
+//! Unit tests of the headless parsers on each CLI's exact output shapes, and of the argv
+//! each form builds.
 use super::*;
 
 fn run(form: Form, out: &str, err: &str, exit: Option<i32>) -> Outcome {
@@ -134,7 +136,7 @@ fn plain_commands_are_judged_by_their_exit_status() {
 
 fn backend(preset: Option<&str>, bin: &str) -> Backend {
     let cfg = crate::config::load_str(
-        "[defaults]\nsession_prefix = \"t-\"\nlog_dir = \".orch\"\n",
+        "[defaults]\nsession_prefix = \"t-\"\nlog_dir = \".orch\"\n[jobs]\n",
         std::path::Path::new("/tmp/agents.toml"),
         crate::config::LoadOptions::STRICT,
     )

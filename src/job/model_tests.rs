@@ -1,3 +1,5 @@
+//! Unit tests of the job transitions (cancel never overwritten, retry, PR outcome) and of the
+//! scheduling plan (max_parallel, --after); pure data, no files.
 use super::*;
 
 const T: &str = "2026-01-01T00:00:00Z";
