@@ -1,6 +1,10 @@
 //! The watchdog's read-only HTTP API on the Unix socket `<log_dir>/orch.sock` (mode 0600):
 //! `/v1/health`, `/v1/agents`, `/v1/agents/{name}`, `/v1/events?since=N`, `/metrics`
-//! (Prometheus), and `/metrics` alone on the optional `[api].metrics_listen` TCP address.
+//! (Prometheus), and `/metrics` alone on the optional `[api].metrics_listen` TCP address;
+//! anything but GET is 405 except on the job routes (`jobs.rs`); `[jobs] listen` adds a
+//! token-guarded TCP listener (`tcp.rs`).
+mod jobs;
+mod tcp;
 use std::convert::Infallible;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -164,6 +168,7 @@ impl ApiHandle {
                 Err(e) => tracing::warn!("no metrics listener: cannot bind {addr}: {e}"),
             }
         }
+        tcp::spawn(&rx.borrow().clone(), rx.clone(), started, metrics.clone());
         tokio::spawn(serve(listener, rx, started, metrics.clone()));
         tracing::info!("status API on {}", path.display());
         Some(ApiHandle { tx, path, metrics })
@@ -241,7 +246,7 @@ fn serve_conn<S>(
             let shared = rx.borrow().clone();
             let metrics = metrics.clone();
             async move {
-                Ok::<_, Infallible>(handle(&req, shared, started, metrics, metrics_only).await)
+                Ok::<_, Infallible>(dispatch(req, shared, started, metrics, metrics_only).await)
             }
         });
         let conn = http1::Builder::new()
@@ -268,6 +273,21 @@ fn reply(code: StatusCode, body: &Value) -> Response<Full<Bytes>> {
 
 fn error(code: StatusCode, text: &str) -> Response<Full<Bytes>> {
     reply(code, &json!({ "error": text }))
+}
+
+/// The job routes (which take POST; not on the metrics-only listener), then the read-only ones.
+async fn dispatch(
+    req: Request<Incoming>,
+    shared: Shared,
+    started: Instant,
+    metrics: Arc<MetricsState>,
+    metrics_only: bool,
+) -> Response<Full<Bytes>> {
+    if !metrics_only && let Some(r) = jobs::route(req.method(), req.uri().path(), req.uri().query())
+    {
+        return jobs::handle(r, req, shared.cfg).await;
+    }
+    handle(&req, shared, started, metrics, metrics_only).await
 }
 
 async fn handle(
@@ -337,7 +357,7 @@ async fn handle(
         Route::MethodNotAllowed => {
             let mut resp = error(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "the status API is read-only: GET only",
+                "the status API is read-only: GET only (POST only on the job routes)",
             );
             resp.headers_mut()
                 .insert(ALLOW, hyper::header::HeaderValue::from_static("GET"));

@@ -78,6 +78,17 @@ pub const DESIGNED: &[&str] = &[
     "tmux_server_lost",
 ];
 
+/// A job was added (or retried). Fields: `id`, `profile`, `repo`, `after`.
+pub const JOB_QUEUED: &str = "job_queued";
+/// A job was claimed and its runner started. Fields: `id`, `session` (null in the foreground).
+pub const JOB_STARTED: &str = "job_started";
+/// A job ended. Fields: `id`, `status`, `reason`, `pr`, `url`.
+pub const JOB_FINISHED: &str = "job_finished";
+/// A finished job was queued again. Fields: `id`, `attempt`.
+pub const JOB_RETRIED: &str = "job_retried";
+/// `orch job pr` redid a job's PR step. Fields: `id`, `state`, `url`.
+pub const JOB_PR: &str = "job_pr";
+
 /// Every event name DESIGN.md defines.
 pub const ALL: &[&str] = &[
     AGENT_STARTED,
@@ -105,6 +116,11 @@ pub const ALL: &[&str] = &[
     PHASE_QUIET,
     PING_QUEUED,
     HEAL_LIMIT,
+    JOB_QUEUED,
+    JOB_STARTED,
+    JOB_FINISHED,
+    JOB_RETRIED,
+    JOB_PR,
 ];
 
 /// Appends events to `<log_dir>/events.jsonl`.

@@ -11,6 +11,8 @@ pub mod events;
 pub mod fleet;
 pub mod handoff;
 pub mod hooks;
+pub mod job;
+pub mod mcp;
 pub mod metrics;
 pub mod notify;
 pub mod phase;

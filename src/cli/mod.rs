@@ -13,6 +13,7 @@ mod completions;
 mod down;
 mod events;
 mod init;
+mod job;
 mod logs;
 mod notify;
 mod phase;
@@ -221,9 +222,35 @@ pub enum Verb {
     /// Example: orch demo
     /// Example: orch demo --keep --dir /tmp/orch-demo
     Demo(crate::demo::DemoArgs),
+    /// One-shot agent tasks on a repository, ending in a pushed branch and a pull request.
+    ///
+    /// Example: orch job add --repo https://github.com/o/r "Fix issue 12"
+    /// Example: orch job run --repo . --no-pr "Add a --version flag"
+    Job {
+        #[command(subcommand)]
+        cmd: job::JobCmd,
+    },
+    /// The job profiles ([profile.NAME]): backend, headless form, model; --check looks that
+    /// each backend's command exists (exit 1 if one does not).
+    ///
+    /// Example: orch profiles --check
+    Profiles {
+        #[arg(long)]
+        check: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// An MCP server on stdio (tools run_task, get_job, list_jobs, cancel_job, list_profiles,
+    /// fleet_status), for an orchestrator agent to drive orch.
+    ///
+    /// Example: claude mcp add orch -- orch --config /path/agents.toml mcp
+    Mcp,
     /// The simulated coding agent used by the demo and the tests.
     #[command(hide = true)]
     Sim(crate::sim::SimArgs),
+    /// The simulated agent run headless, printing a real CLI's output shape (tests).
+    #[command(hide = true)]
+    SimHeadless(crate::sim::headless::HeadlessArgs),
 }
 
 /// Run one parsed command line.
@@ -251,6 +278,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             file,
         } => classify::run(&cli.config, &backend, json, file.as_ref()),
         Verb::Sim(args) => crate::sim::run(args),
+        Verb::SimHeadless(args) => crate::sim::headless::run(args),
         Verb::Hook { event } => Ok(crate::hooks::run(&event)),
         Verb::Demo(args) => crate::demo::run(args),
         Verb::Watchdog => crate::watchdog::run(&cli.config),
@@ -275,6 +303,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Verb::Completions { shell } => completions::completions(shell),
         Verb::Man => completions::man(),
         Verb::Top(args) => top::run(&load(&cli.config)?, &args),
+        Verb::Mcp => crate::mcp::run(&cli.config),
+        Verb::Job { cmd } => job::run(&load(&cli.config)?, cmd),
+        Verb::Profiles { check, json } => job::profiles(&load(&cli.config)?, check, json),
     }
 }
 

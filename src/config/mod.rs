@@ -1,5 +1,6 @@
 //! Loading agents.toml: read, parse (with spans), build the typed model, and report every
 //! problem as `file:line:col: message`. The schema itself is in DESIGN.md and `schema.rs`.
+mod jobs;
 mod model;
 mod paths;
 mod presets;
@@ -10,6 +11,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use jobs::{DEFAULT_PROFILE, JobsCfg, Profile};
 pub use model::*;
 pub use paths::{PathProblems, check_paths};
 pub use problem::Problem;

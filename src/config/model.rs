@@ -28,6 +28,10 @@ pub struct Config {
     pub notify: Vec<NotifySink>,
     /// `[defaults].grace_period`: how long services and the watchdog get after C-c.
     pub grace_period: Duration,
+    /// `[jobs]`: one-shot agent tasks.
+    pub jobs: super::JobsCfg,
+    /// `[profile.NAME]`: how a job's agent runs (an implicit `default` when none is configured).
+    pub profiles: BTreeMap<String, super::Profile>,
 }
 
 #[derive(Debug, Clone, Default)]

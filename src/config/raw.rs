@@ -23,6 +23,11 @@ pub struct RawConfig {
     /// `[[notify]]`: notification sinks.
     #[serde(default)]
     pub notify: Vec<RawNotify>,
+    /// `[jobs]` (orch job).
+    pub jobs: Option<super::jobs::RawJobs>,
+    /// `[profile.NAME]` (orch job).
+    #[serde(default)]
+    pub profile: BTreeMap<String, super::jobs::RawProfile>,
     /// Backends added from the built-in presets that no `[backend.X]` table names (filled by
     /// `with_presets`; validation keeps only those an agent uses).
     #[serde(skip)]

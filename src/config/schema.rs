@@ -104,7 +104,8 @@ const HANDOFF_KEYS: &[&str] = &[
 ];
 const ON_COMPLETE_KEYS: &[&str] = &["run", "trigger_file"];
 const TOP_KEYS: &[&str] = &[
-    "defaults", "watchdog", "backend", "agent", "service", "loop", "api", "notify",
+    "defaults", "watchdog", "backend", "agent", "service", "loop", "api", "notify", "jobs",
+    "profile",
 ];
 
 /// A key the schema does not know, with where it is and the nearest known key.
@@ -162,6 +163,9 @@ pub fn unknown_keys(root: &DeTable<'_>) -> Vec<UnknownKey> {
                         check_table(t, &format!("notify[{i}]"), NOTIFY_KEYS, &mut out);
                     }
                 }
+            }
+            (k @ ("jobs" | "profile"), v) => {
+                super::jobs::unknown_keys(k, v, &check_table, &mut out)
             }
             _ => {}
         }

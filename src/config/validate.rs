@@ -111,6 +111,11 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
             referenced.extend(env(&format!("AGENT_BACKEND_{name}")));
         }
     }
+    referenced.extend(super::jobs::referenced_backends(
+        &raw.profile,
+        raw.defaults.agent.backend.as_deref(),
+        raw.jobs.is_some(),
+    ));
     let mut backends = BTreeMap::new();
     for (name, b) in &raw.backend {
         if raw.preset_only.contains(name) && !referenced.contains(name) {
@@ -123,7 +128,19 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
 
     let agents = build_agents(&mut c, &raw, &project_dir, &session_prefix, &backends, env);
     super::presets::check_auto_accept(&mut c, &agents, &backends);
-    backends.retain(|n, _| !raw.preset_only.contains(n) || agents.iter().any(|a| &a.backend == n));
+    let profiles = super::jobs::build_profiles(
+        &mut c,
+        &raw.profile,
+        raw.defaults.agent.backend.as_deref(),
+        &backends,
+    );
+    let jobs =
+        super::jobs::build_jobs(&mut c, raw.jobs.as_ref(), &profiles, &project_dir, &log_dir);
+    backends.retain(|n, _| {
+        !raw.preset_only.contains(n)
+            || agents.iter().any(|a| &a.backend == n)
+            || profiles.values().any(|p| &p.backend == n)
+    });
     let services = build_services(&mut c, &raw, &project_dir, &session_prefix, &agents);
     let loop_ = raw
         .loop_
@@ -146,6 +163,8 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         loop_,
         notify,
         grace_period: dur(&d.agent.grace_period, secs(30)),
+        jobs,
+        profiles,
     });
     Built {
         config,

@@ -2,6 +2,7 @@
 //! TUI that plays builder, adversary, task or supervisor through real git, with faults on demand.
 mod fault;
 mod git;
+pub mod headless;
 mod roles;
 mod screen;
 

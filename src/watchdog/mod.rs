@@ -209,6 +209,8 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
         let mut complete = wd.cfg.sequence_complete_file().exists();
         // Notifications: a reader of the event log on its own threads; dropped (flushed) on exit.
         let notifier = crate::notify::Notifier::spawn(&wd.cfg);
+        // Jobs (orch job): scheduled and adopted by their own thread; stopped when dropped.
+        let _jobs = crate::job::schedule::Background::start(&wd.config_path, &wd.cfg);
         let reason = loop {
             let mut moved = wd;
             let tick_began = Instant::now();

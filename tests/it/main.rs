@@ -8,6 +8,7 @@ mod fleet;
 mod gitfix;
 mod handoff;
 mod heal;
+mod jobs;
 mod loop_smoke;
 mod metrics;
 mod notify;
