@@ -1,5 +1,6 @@
 //! Loading agents.toml: read, parse (with spans), build the typed model, and report every
 //! problem as `file:line:col: message`. The schema itself is in DESIGN.md and `schema.rs`.
+mod hosts;
 mod model;
 mod presets;
 mod problem;
@@ -9,9 +10,10 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use hosts::{Host, LOCAL};
 pub use model::*;
-pub use raw::parse_duration;
 pub use problem::Problem;
+pub use raw::parse_duration;
 
 use crate::{Error, Result};
 

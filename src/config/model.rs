@@ -22,6 +22,8 @@ pub struct Config {
     pub agents: Vec<Agent>,
     pub services: Vec<Service>,
     pub loop_: Option<LoopCfg>,
+    /// `[host.NAME]` tables: machines agents and services may run on.
+    pub hosts: BTreeMap<String, super::Host>,
     /// `[defaults].grace_period`: how long services and the watchdog get after C-c.
     pub grace_period: Duration,
 }
@@ -153,6 +155,8 @@ pub struct Agent {
     pub timeout: Option<Duration>,
     /// `None` when `restart` is not set: today's behaviour (healing by `watch`).
     pub restart: Option<RestartPolicy>,
+    /// The `[host.NAME]` it runs on; `None`: this machine.
+    pub host: Option<String>,
 }
 
 /// When the watchdog restarts an agent whose process exited.
@@ -199,6 +203,8 @@ pub struct Service {
     pub dir: PathBuf,
     pub enabled: bool,
     pub env: BTreeMap<String, String>,
+    /// The `[host.NAME]` it runs on; `None`: this machine.
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -301,6 +307,15 @@ impl Config {
         names.extend(self.services.iter().map(|s| s.name.as_str()));
         names.push("watchdog");
         names
+    }
+
+    /// The host an agent or service called `name` runs on (`None`: this machine).
+    pub fn host_of(&self, name: &str) -> Option<&super::Host> {
+        let host = match self.agent(name) {
+            Some(a) => a.host.as_deref(),
+            None => self.service(name).and_then(|s| s.host.as_deref()),
+        };
+        host.and_then(|h| self.hosts.get(h))
     }
 
     /// The session of the agent `name`, or `session_prefix + name` for a name not configured.

@@ -18,6 +18,9 @@ pub struct RawConfig {
     pub service: Vec<RawService>,
     #[serde(rename = "loop")]
     pub loop_: Option<RawLoop>,
+    /// `[host.NAME]`: machines reached over ssh.
+    #[serde(default)]
+    pub host: BTreeMap<String, RawHost>,
     /// Backends added from the built-in presets that no `[backend.X]` table names (filled by
     /// `with_presets`; validation keeps only those an agent uses).
     #[serde(skip)]
@@ -116,6 +119,8 @@ pub struct RawAgent {
     pub prompt: Option<String>,
     pub prompt_file: Option<String>,
     pub wake: Option<RawWake>,
+    /// The `[host.NAME]` it runs on ("local" or absent: this machine).
+    pub host: Option<String>,
     #[serde(flatten)]
     pub keys: RawAgentKeys,
 }
@@ -133,6 +138,16 @@ pub struct RawService {
     pub dir: Option<String>,
     pub enabled: Option<bool>,
     pub env: Option<BTreeMap<String, String>>,
+    pub host: Option<String>,
+}
+
+/// `[host.NAME]`: how to reach another machine.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawHost {
+    pub ssh: Option<String>,
+    pub ssh_options: Option<Vec<String>>,
+    pub tmux_socket: Option<String>,
+    pub orch_bin: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

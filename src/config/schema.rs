@@ -34,9 +34,11 @@ const AGENT_ONLY_KEYS: &[&str] = &[
     "prompt",
     "prompt_file",
     "wake",
+    "host",
 ];
 const WAKE_KEYS: &[&str] = &["interval", "prompt_file"];
-const SERVICE_KEYS: &[&str] = &["name", "command", "dir", "enabled", "env"];
+const SERVICE_KEYS: &[&str] = &["name", "command", "dir", "enabled", "env", "host"];
+const HOST_KEYS: &[&str] = &["ssh", "ssh_options", "tmux_socket", "orch_bin"];
 const WATCHDOG_KEYS: &[&str] = &[
     "signal_interval",
     "heavy_interval",
@@ -94,7 +96,7 @@ const HANDOFF_KEYS: &[&str] = &[
 ];
 const ON_COMPLETE_KEYS: &[&str] = &["run", "trigger_file"];
 const TOP_KEYS: &[&str] = &[
-    "defaults", "watchdog", "backend", "agent", "service", "loop",
+    "defaults", "watchdog", "backend", "agent", "service", "loop", "host",
 ];
 
 /// A key the schema does not know, with where it is and the nearest known key.
@@ -145,6 +147,14 @@ pub fn unknown_keys(root: &DeTable<'_>) -> Vec<UnknownKey> {
                 }
             }
             ("loop", DeValue::Table(t)) => check_loop(t, &mut out),
+            ("host", DeValue::Table(t)) => {
+                for (name, h) in t {
+                    if let DeValue::Table(ht) = h.get_ref() {
+                        let p = format!("host.{}", name.get_ref());
+                        check_table(ht, &p, HOST_KEYS, &mut out);
+                    }
+                }
+            }
             _ => {}
         }
     }
