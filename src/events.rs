@@ -40,6 +40,11 @@ pub const GAVE_UP: &str = "gave_up";
 pub const AUTO_ACCEPTED: &str = "auto_accepted";
 /// Login or auth failed: a person must act (logged once per episode). Fields: `agent`, `state`.
 pub const NEEDS_ATTENTION: &str = "needs_attention";
+/// A `[host.NAME]` stopped answering (logged once until it is back). Fields: `host`, `error`,
+/// `agents` (on that host: left alone, never restarted, while it is down).
+pub const HOST_UNREACHABLE: &str = "host_unreachable";
+/// A host that was unreachable answers again. Fields: `host`, `down_secs`.
+pub const HOST_BACK: &str = "host_back";
 
 /// Every event name DESIGN.md defines.
 pub const ALL: &[&str] = &[
@@ -62,6 +67,8 @@ pub const ALL: &[&str] = &[
     GAVE_UP,
     AUTO_ACCEPTED,
     NEEDS_ATTENTION,
+    HOST_UNREACHABLE,
+    HOST_BACK,
 ];
 
 /// Appends events to `<log_dir>/events.jsonl`.

@@ -9,12 +9,14 @@ use crate::config::{Agent, Config, Phase, Service};
 use crate::tmux::{Command, DeliverOptions, NewSession, Tmux, TmuxError};
 use crate::{Error, Result, events::EventLog, state, workspace};
 
+pub mod hosts;
 pub mod records;
 pub mod screen;
 
 /// The tmux server of this config: `ORCH_TMUX_SOCKET`, else `tmux_socket`, else the default.
+/// Sessions of agents and services on a `[host.NAME]` are routed to that host's server.
 pub fn tmux_for(cfg: &Config) -> Tmux {
-    Tmux::resolve(cfg.tmux_socket.as_deref())
+    hosts::routed(cfg, Tmux::resolve(cfg.tmux_socket.as_deref()))
 }
 
 fn to_tmux(command: LaunchCommand) -> Command {
@@ -87,13 +89,17 @@ pub fn start_agent(
     }
     let (eff, plan) = plan_agent(cfg, agent, phase)?;
     ensure_dirs(cfg)?;
-    workspace::write_files(&eff, &plan.env)
-        .map_err(|e| Error::Runtime(format!("cannot write the workspace files: {e}")))?;
-    if agent.hooks {
-        install_hooks(&agent.name, &plan.cwd);
+    if agent.host.is_some() {
+        hosts::prepare_on_host(tmux, &eff, &plan)?;
+    } else {
+        workspace::write_files(&eff, &plan.env)
+            .map_err(|e| Error::Runtime(format!("cannot write the workspace files: {e}")))?;
+        if agent.hooks {
+            install_hooks(&agent.name, &plan.cwd);
+        }
+        state::write_atomic(&plan.kickoff_file, plan.kickoff.as_bytes())
+            .map_err(|e| Error::io(&plan.kickoff_file, "writing the kickoff file", e))?;
     }
-    state::write_atomic(&plan.kickoff_file, plan.kickoff.as_bytes())
-        .map_err(|e| Error::io(&plan.kickoff_file, "writing the kickoff file", e))?;
     if tmux.pane_dead(&plan.session)? == Some(true) {
         stop_session_gracefully(cfg, tmux, &plan.session, agent.grace_period)?;
     }
@@ -108,7 +114,7 @@ pub fn start_agent(
     }
     let mut spec = NewSession::new(&plan.session, &plan.cwd, command);
     spec.env = plan.env.clone();
-    spec.log = Some(cfg.session_log(&plan.session));
+    spec.log = Some(cfg.log_of(&agent.name));
     spec.remain_on_exit = agent.restart.is_some();
     tmux.new_session(&spec)?;
     // Answer the first dialogs (auto_accept) before anything is typed; see watchdog/screen.rs.
@@ -214,7 +220,7 @@ pub fn start_service(cfg: &Config, tmux: &Tmux, svc: &Service) -> Result<()> {
     let (command, env) = backend::plan_service(svc);
     let mut spec = NewSession::new(&svc.session, &svc.dir, to_tmux(command));
     spec.env = env;
-    spec.log = Some(cfg.session_log(&svc.session));
+    spec.log = Some(cfg.log_of(&svc.name));
     tmux.new_session(&spec)?;
     Ok(())
 }

@@ -18,6 +18,7 @@ pub mod sim;
 pub mod state;
 pub mod status;
 pub mod tmux;
+pub mod transport;
 pub mod watchdog;
 pub mod workspace;
 

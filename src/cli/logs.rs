@@ -14,6 +14,9 @@ pub fn run(cfg: &Config, name: &str, follow: bool, lines: usize) -> Result<ExitC
         None if name == "watchdog" => cfg.watchdog_session(),
         None => cfg.session_of(name),
     };
+    if cfg.host_dir_of(name).is_some() {
+        return remote_log(cfg, name, &session, follow, lines);
+    }
     let path = cfg.session_log(&session);
     if !path.exists() && !follow {
         return Err(Error::Runtime(format!(
@@ -50,5 +53,53 @@ pub fn run(cfg: &Config, name: &str, follow: bool, lines: usize) -> Result<ExitC
                 return Ok(ExitCode::SUCCESS); // reader went away (e.g. piped into head)
             }
         }
+    }
+}
+
+/// The log of an agent or service on a host: `tail` there, over ssh (`-F` to follow).
+fn remote_log(
+    cfg: &Config,
+    name: &str,
+    session: &str,
+    follow: bool,
+    lines: usize,
+) -> Result<ExitCode> {
+    let tmux = fleet::tmux_for(cfg);
+    let path = cfg.log_of(name).display().to_string();
+    let n = lines.to_string();
+    let argv: Vec<String> = if follow {
+        vec![
+            "tail".into(),
+            "-n".into(),
+            n,
+            "-F".into(),
+            "--".into(),
+            path.clone(),
+        ]
+    } else {
+        vec!["tail".into(), "-n".into(), n, "--".into(), path.clone()]
+    };
+    if follow {
+        let Some(mut cmd) = tmux.streaming_command(session, &argv) else {
+            return Err(Error::Runtime(format!("{name} is not on a host")));
+        };
+        let status = cmd.status().map_err(|e| {
+            Error::Runtime(format!("cannot run ssh to follow the log of {name}: {e}"))
+        })?;
+        return Ok(if status.success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    match tmux.run_for(session, &argv) {
+        Some(Ok(text)) => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Err(e)) => Err(Error::Runtime(format!(
+            "cannot read the log of {name} on its host ({path}): {e}"
+        ))),
+        None => Err(Error::Runtime(format!("{name} is not on a host"))),
     }
 }

@@ -24,6 +24,42 @@ pub struct Host {
     pub orch_bin: String,
 }
 
+impl super::Config {
+    /// Where orch keeps the files of the agent or service `name` on its host (`<dir>/.orch`);
+    /// `None` when it runs on this machine.
+    pub fn host_dir_of(&self, name: &str) -> Option<PathBuf> {
+        let (host, dir) = match self.agent(name) {
+            Some(a) => (a.host.as_ref(), &a.dir),
+            None => {
+                let s = self.service(name)?;
+                (s.host.as_ref(), &s.dir)
+            }
+        };
+        host.map(|_| dir.join(".orch"))
+    }
+
+    /// The session log of the agent or service `name`, where it runs (on its host, a path
+    /// there).
+    pub fn log_of(&self, name: &str) -> PathBuf {
+        let session = match self.service(name) {
+            Some(s) if self.agent(name).is_none() => s.session.clone(),
+            _ => self.session_of(name),
+        };
+        match self.host_dir_of(name) {
+            Some(dir) => dir.join(format!("{session}.log")),
+            None => self.session_log(&session),
+        }
+    }
+
+    /// The kickoff file of `agent`, where it runs.
+    pub fn kickoff_file_of(&self, agent: &super::Agent) -> PathBuf {
+        match self.host_dir_of(&agent.name) {
+            Some(dir) => dir.join(format!("kickoff-{}.txt", agent.session)),
+            None => self.kickoff_file(&agent.session),
+        }
+    }
+}
+
 /// The typed `[host.NAME]` tables; a table without `ssh` (or named "local") is an error.
 pub(super) fn build_hosts(
     c: &mut Checker<'_>,

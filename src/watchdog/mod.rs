@@ -2,6 +2,7 @@
 //! limits, stalls, wakes) and a heavy tick every `heavy_interval` (phase advance, healing).
 mod handoff_tick;
 pub mod heal;
+pub mod hosts;
 pub mod limit;
 mod pane_cache;
 mod phase_tick;
@@ -50,6 +51,8 @@ pub struct Watchdog {
     pane_cache: HashMap<String, pane_cache::CachedPane>,
     /// The same for the whole screens the classifier reads (a different capture size).
     screen_cache: HashMap<String, pane_cache::CachedPane>,
+    /// Hosts that did not answer, and since when (`host_unreachable` logged once each).
+    hosts_down: HashMap<String, Instant>,
 }
 
 impl Watchdog {
@@ -71,6 +74,7 @@ impl Watchdog {
             policy_changes: std::cell::Cell::new(0),
             pane_cache: HashMap::new(),
             screen_cache: HashMap::new(),
+            hosts_down: HashMap::new(),
         })
     }
 
@@ -132,6 +136,9 @@ impl Watchdog {
         // One snapshot of the server for the whole tick (policies, care, wakes, healing),
         // retaken only when the policy pass started or stopped a session.
         let snapshot = self.fleet_snapshot();
+        if let Some(f) = &snapshot {
+            self.hosts_tick(f);
+        }
         let fleet = if self.policy_tick(&before, snapshot.as_ref()) {
             self.fleet_snapshot()
         } else {

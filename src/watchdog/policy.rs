@@ -92,6 +92,8 @@ impl Watchdog {
             match fleet.get(&a.session) {
                 Some(p) if p.dead => self.handle_exit(a, p.dead_status),
                 Some(_) => self.check_running(a),
+                // Its host did not answer: nothing is known, so nothing is done.
+                None if fleet.unreachable(&a.session) => {}
                 None => self.restart_if_due(a),
             }
         }
