@@ -142,7 +142,8 @@ impl Runner<'_> {
 
     /// `tmux [-L socket] ARGS` as one argv (for a host, or a script).
     pub(crate) fn remote_argv(&self, cmd: &Cmdline) -> Vec<String> {
-        let mut argv = vec![self.binary.display().to_string()];
+        // `-u`: without a UTF-8 locale (a plain ssh session) tmux would print tabs as `_`.
+        let mut argv = vec![self.binary.display().to_string(), "-u".to_string()];
         if let Some(socket) = self.socket {
             argv.extend(["-L".to_string(), socket.to_string()]);
         }
