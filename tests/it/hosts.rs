@@ -157,7 +157,11 @@ impl HostProject {
         let dir = self.log_dir().join("ssh");
         for e in std::fs::read_dir(dir).ok()?.flatten() {
             if e.path().extension().is_some_and(|x| x == "pid") {
-                let pid: i32 = std::fs::read_to_string(e.path()).ok()?.trim().parse().ok()?;
+                let pid: i32 = std::fs::read_to_string(e.path())
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()?;
                 if Path::new(&format!("/proc/{pid}")).exists() {
                     return Some(pid);
                 }
@@ -242,7 +246,8 @@ fn a_remote_agent_starts_shows_in_status_takes_pings_and_keeps_its_secret_out_of
     p.orch_ok(&["up", "far"]);
     assert!(p.remote_has("t-far"), "no session t-far on the host");
     assert!(
-        wait_for(Duration::from_secs(10), || p.remote_file("far/.orch/token") == p.secret),
+        wait_for(Duration::from_secs(10), || p.remote_file("far/.orch/token")
+            == p.secret),
         "the secret never reached the agent on the host"
     );
 
@@ -254,12 +259,20 @@ fn a_remote_agent_starts_shows_in_status_takes_pings_and_keeps_its_secret_out_of
     let host = &status["hosts"][0];
     assert_eq!(host["name"], "lab", "{status:#}");
     assert_eq!(host["reachable"], true, "{status:#}");
-    assert!(host["tmux_version"].as_str().unwrap().starts_with("tmux"), "{status:#}");
+    assert!(
+        host["tmux_version"].as_str().unwrap().starts_with("tmux"),
+        "{status:#}"
+    );
     assert!(host["latency_ms"].is_u64(), "{status:#}");
     assert!(host["error"].is_null(), "{status:#}");
     let table = p.orch_ok(&["status"]);
     assert!(table.starts_with("HOST"), "{table}");
-    assert!(table.lines().any(|l| l.starts_with("lab") && l.contains("far")), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("lab") && l.contains("far")),
+        "{table}"
+    );
 
     // Pings (typed, and a long one pasted through ssh's stdin) land in the remote pane.
     let wd = orch::watchdog::Watchdog::open(&p.config).unwrap();
@@ -276,9 +289,15 @@ fn a_remote_agent_starts_shows_in_status_takes_pings_and_keeps_its_secret_out_of
     assert!(logs.contains("ready"), "{logs}");
 
     let seen = watch.finish();
-    assert!(seen.is_empty(), "the secret was in a process's argv: {seen:#?}");
+    assert!(
+        seen.is_empty(),
+        "the secret was in a process's argv: {seen:#?}"
+    );
     let leaked = files_containing(&p.log_dir(), &p.secret);
-    assert!(leaked.is_empty(), "the secret is in local files: {leaked:?}");
+    assert!(
+        leaked.is_empty(),
+        "the secret is in local files: {leaked:?}"
+    );
     let remote_logs = files_containing(&p.base.join("far/.orch"), &p.secret);
     assert_eq!(
         remote_logs,
@@ -290,8 +309,12 @@ fn a_remote_agent_starts_shows_in_status_takes_pings_and_keeps_its_secret_out_of
     p.orch_ok(&["down"]);
     assert!(!p.remote_has("t-far"), "down left t-far on the host");
     assert!(
-        wait_for(Duration::from_secs(5), || !Path::new(&format!("/proc/{master}")).exists()
-            || std::fs::read_to_string(format!("/proc/{master}/stat")).is_ok_and(|s| s.contains(") Z"))),
+        wait_for(Duration::from_secs(5), || !Path::new(&format!(
+            "/proc/{master}"
+        ))
+        .exists()
+            || std::fs::read_to_string(format!("/proc/{master}/stat"))
+                .is_ok_and(|s| s.contains(") Z"))),
         "down left the master connection running"
     );
 }
@@ -322,45 +345,81 @@ fn a_silent_host_makes_its_agents_unreachable_not_restarted_and_healing_resumes_
     need_sshd!();
     let p = HostProject::new(FAR);
     p.orch_ok(&["up"]);
-    let gone = |n: usize| wait_for(Duration::from_secs(30), || p.events_for("healed", "far") >= n);
+    let gone = |n: usize| {
+        wait_for(Duration::from_secs(30), || {
+            p.events_for("healed", "far") >= n
+        })
+    };
 
     // A session killed on the host is healed.
-    assert!(p.remote_tmux(&["kill-session", "-t", "=t-far"]).status.success());
-    assert!(gone(1), "the killed session was not healed: {:#?}", p.events());
+    assert!(
+        p.remote_tmux(&["kill-session", "-t", "=t-far"])
+            .status
+            .success()
+    );
+    assert!(
+        gone(1),
+        "the killed session was not healed: {:#?}",
+        p.events()
+    );
     assert!(wait_for(Duration::from_secs(10), || p.remote_has("t-far")));
 
     // The host goes away: unreachable, logged once, nothing restarted, status stays quick.
     let starts = p.events_for("agent_started", "far");
     p.sshd.stop();
     assert!(
-        wait_for(Duration::from_secs(20), || p.events_for("host_unreachable", "") == 1),
+        wait_for(Duration::from_secs(20), || p
+            .events_for("host_unreachable", "")
+            == 1),
         "no host_unreachable: {:#?}",
         p.events()
     );
     let t = Instant::now();
     let far = p.agent_status("far");
-    assert!(t.elapsed() < Duration::from_secs(8), "status took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "status took {:?}",
+        t.elapsed()
+    );
     assert_eq!(far["state"], "unreachable", "{far:#}");
     let status = p.status();
     assert_eq!(status["hosts"][0]["reachable"], false, "{status:#}");
     assert!(status["hosts"][0]["error"].is_string(), "{status:#}");
     // Its session goes for real while the host is away; nothing may happen until it is back.
-    assert!(p.remote_tmux(&["kill-session", "-t", "=t-far"]).status.success());
+    assert!(
+        p.remote_tmux(&["kill-session", "-t", "=t-far"])
+            .status
+            .success()
+    );
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(p.events_for("host_unreachable", ""), 1, "{:#?}", p.events());
-    assert_eq!(p.events_for("healed", "far"), 1, "restarted on a silent host");
+    assert_eq!(
+        p.events_for("healed", "far"),
+        1,
+        "restarted on a silent host"
+    );
     assert_eq!(p.events_for("agent_started", "far"), starts);
 
     // Back: host_back once, and what is really gone is healed.
     p.sshd.resume();
     assert!(
-        wait_for(Duration::from_secs(30), || p.events_for("host_back", "") == 1),
+        wait_for(Duration::from_secs(30), || p.events_for("host_back", "")
+            == 1),
         "no host_back: {:#?}",
         p.events()
     );
-    assert!(gone(2), "the session lost while away was not healed: {:#?}", p.events());
+    assert!(
+        gone(2),
+        "the session lost while away was not healed: {:#?}",
+        p.events()
+    );
     assert!(wait_for(Duration::from_secs(10), || p.remote_has("t-far")));
-    assert_eq!(p.agent_status("far")["state"].as_str().map(|s| s != "unreachable"), Some(true));
+    assert_eq!(
+        p.agent_status("far")["state"]
+            .as_str()
+            .map(|s| s != "unreachable"),
+        Some(true)
+    );
 }
 
 #[test]
@@ -376,14 +435,27 @@ fn a_stopped_master_or_a_silent_server_hangs_no_verb_and_no_tick() {
     // A verb: a stopped master is seen and replaced (or the call times out): never a hang.
     let t = Instant::now();
     let _ = p.agent_status("far");
-    assert!(t.elapsed() < Duration::from_secs(8), "status hung: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "status hung: {:?}",
+        t.elapsed()
+    );
     let far = p.agent_status("far");
     assert_eq!(far["running"], true, "{far:#}");
-    assert_ne!(p.master_pid(), Some(master), "the stopped master is still in use");
+    assert_ne!(
+        p.master_pid(),
+        Some(master),
+        "the stopped master is still in use"
+    );
     // The watchdog's ticks go on: a session killed on the host is healed.
-    assert!(p.remote_tmux(&["kill-session", "-t", "=t-far"]).status.success());
     assert!(
-        wait_for(Duration::from_secs(30), || p.events_for("healed", "far") == 1),
+        p.remote_tmux(&["kill-session", "-t", "=t-far"])
+            .status
+            .success()
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || p.events_for("healed", "far")
+            == 1),
         "the watchdog never got past the stopped master: {:#?}",
         p.events()
     );
@@ -409,12 +481,176 @@ fn a_stopped_master_or_a_silent_server_hangs_no_verb_and_no_tick() {
     }
     assert!(took < Duration::from_secs(12), "status hung: {took:?}");
     assert_eq!(far["state"], "unreachable", "{far:#}");
-    assert!(unreachable, "the watchdog's tick never timed out: {:#?}", p.events());
     assert!(
-        wait_for(Duration::from_secs(30), || p.events_for("host_back", "") == 1
+        unreachable,
+        "the watchdog's tick never timed out: {:#?}",
+        p.events()
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || p.events_for("host_back", "")
+            == 1
             && p.agent_status("far")["running"] == true),
         "no recovery: {:#?}",
         p.events()
     );
     assert_eq!(p.events_for("healed", "far"), 1, "{:#?}", p.events());
+}
+
+/// Runs `args` as the test user (with its own HOME), asserting success.
+fn as_test_user(home: &Path, args: &[&std::ffi::OsStr]) {
+    let out = Command::new("runuser")
+        .args(["-u", USER, "--", "env"])
+        .arg(format!("HOME={}", home.display()))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} as {USER}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Opens the git fixture to the test user (the bare remote world-writable, git trusting it)
+/// and clones it into `dir` on the "host" as that user.
+fn clone_as_test_user(fx: &crate::gitfix::GitFixture, home: &Path, dir: &Path) {
+    use std::ffi::OsStr;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(fx.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    crate::gitfix::git(&fx.remote, &["config", "core.sharedRepository", "0666"]);
+    let st = Command::new("chmod")
+        .arg("-R")
+        .arg("a+rwX")
+        .arg(&fx.remote)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let git = |args: &[&str]| {
+        let mut all: Vec<&OsStr> = vec![OsStr::new("git")];
+        all.extend(args.iter().map(OsStr::new));
+        as_test_user(home, &all);
+    };
+    git(&["config", "--global", "user.name", "orch test"]);
+    git(&["config", "--global", "user.email", "test@orch.invalid"]);
+    git(&["config", "--global", "--replace-all", "safe.directory", "*"]);
+    as_test_user(
+        home,
+        &[
+            OsStr::new("git"),
+            OsStr::new("clone"),
+            OsStr::new("-q"),
+            fx.remote.as_os_str(),
+            dir.as_os_str(),
+        ],
+    );
+}
+
+#[test]
+fn a_local_builder_and_an_adversary_on_the_host_complete_the_two_phase_loop() {
+    need_sshd!();
+    let sshd = Sshd::start();
+    let unique = format!("{}-{}", std::process::id(), chrono_like_nanos());
+    let base = sshd.home.join(format!("orch-loop-{unique}"));
+    let remote_socket = format!("orch-rl-{unique}");
+    let adversary_dir = base.join("adversary");
+    let body = format!(
+        r#"
+{host}
+{sim}
+[backend.simr]
+bin = "orch sim"
+flags = "--step-ms 40"
+prompt_delivery = "arg"
+process_name = "orch"
+active_re = "esc to interrupt"
+
+[[agent]]
+name = "builder"
+kind = "loop"
+role = "builder"
+backend = "sim"
+dir = "builder"
+watch = "heal+stall"
+
+[[agent]]
+name = "adversary"
+kind = "loop"
+role = "adversary"
+backend = "simr"
+host = "lab"
+dir = "{dir}"
+watch = "heal+stall"
+env = {{ ORCH_SIM_FIND = "1" }}
+{looping}"#,
+        host = sshd.host_table("lab", &remote_socket, &orch_copy()),
+        sim = crate::project::sim_backend("sim", ""),
+        dir = adversary_dir.display(),
+        looping = crate::project::loop_section(2, ""),
+    );
+    let p = crate::project::Project::new(&body);
+    clone_as_test_user(&p.git, &sshd.home, &adversary_dir);
+    let cleanup = Cleanup {
+        socket: remote_socket.clone(),
+        base: base.clone(),
+    };
+    let mut up = p.orch_cmd(&["up"]);
+    up.env("ORCH_SSH_TIMEOUT", SSH_TIMEOUT);
+    crate::support::stdout_ok(up, &["up"]);
+    let complete = p.wait_events("sequence_complete", 1, Duration::from_secs(120));
+    let pings: Vec<Value> = p.events_named("ping");
+    assert!(
+        complete,
+        "no sequence_complete; remote: {:#?}\nevents: {:#?}\nadversary log: {}",
+        p.remote_subjects(),
+        p.events(),
+        std::fs::read_to_string(adversary_dir.join(".orch/t-adversary.log")).unwrap_or_default()
+    );
+    let subjects: Vec<String> = p
+        .remote_subjects()
+        .into_iter()
+        .filter(|s| {
+            ["claim:", "review:", "status:"]
+                .iter()
+                .any(|v| s.starts_with(v))
+        })
+        .collect();
+    assert!(
+        subjects.contains(&"review: p1 finding".to_string()),
+        "{subjects:#?}"
+    );
+    assert!(
+        subjects.contains(&"review: p2 ok".to_string()),
+        "{subjects:#?}"
+    );
+    assert!(
+        pings
+            .iter()
+            .any(|e| e["agent"] == "adversary" && e["delivered"] == true),
+        "{pings:#?}"
+    );
+    assert!(p.events_named("healed").is_empty(), "{:#?}", p.events());
+    crate::support::stdout_ok(p.orch_cmd(&["down"]), &["down"]);
+    drop(cleanup);
+}
+
+/// Removes the host side of a test (its tmux server and folder) without needing ssh.
+struct Cleanup {
+    socket: String,
+    base: PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", USER, "--", "tmux", "-L", &self.socket, "kill-server"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+fn chrono_like_nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
 }

@@ -50,7 +50,10 @@ macro_rules! need_sshd {
 }
 
 fn home_of(user: &str) -> Option<PathBuf> {
-    let out = Command::new("getent").args(["passwd", user]).output().ok()?;
+    let out = Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .ok()?;
     let line = String::from_utf8_lossy(&out.stdout).into_owned();
     line.trim().split(':').nth(5).map(PathBuf::from)
 }
@@ -64,7 +67,10 @@ fn ensure_user() -> PathBuf {
                 .args(["-m", "-s", "/bin/sh", USER])
                 .status()
                 .unwrap();
-            assert!(st.success() || home_of(USER).is_some(), "useradd {USER} failed");
+            assert!(
+                st.success() || home_of(USER).is_some(),
+                "useradd {USER} failed"
+            );
         }
         if unsafe { libc::getuid() } == 0 {
             let _ = Command::new("usermod").args(["-p", "*", USER]).status();
@@ -96,7 +102,10 @@ fn keygen(path: &Path) {
 impl Sshd {
     pub fn start() -> Sshd {
         let home = ensure_user();
-        let dir = tempfile::Builder::new().prefix("orch-sshd").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("orch-sshd")
+            .tempdir()
+            .unwrap();
         // The user's sshd child reads authorized_keys as that user: the folder must be open.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let host_key = dir.path().join("host_key");
@@ -152,8 +161,7 @@ impl Sshd {
             .unwrap();
         assert!(st.success(), "sshd did not start: {}", self.log());
         let up = wait_for(Duration::from_secs(10), || {
-            self.pid().is_some()
-                && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            self.pid().is_some() && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
         });
         assert!(up, "sshd never listened: {}", self.log());
     }
@@ -279,8 +287,14 @@ pub fn orch_copy() -> PathBuf {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = dir.join("orch");
     let src = crate::support::orch_bin();
-    let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().ok()));
-    let fresh = stamp(&bin).zip(stamp(&src)).is_some_and(|(b, s)| b.0 == s.0 && b.1 >= s.1);
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
+    let fresh = stamp(&bin)
+        .zip(stamp(&src))
+        .is_some_and(|(b, s)| b.0 == s.0 && b.1 >= s.1);
     if !fresh {
         let tmp = dir.join(format!("orch.{}", std::process::id()));
         std::fs::copy(&src, &tmp).unwrap();
