@@ -1,7 +1,7 @@
 //! Agents on other hosts: the tmux handle that routes each session to its host, and the
 //! files an agent needs made on its host (kickoff, workspace files) over the ssh channel.
 use crate::backend::LaunchPlan;
-use crate::config::{Agent, Config};
+use crate::config::{Agent, Config, Host};
 use crate::tmux::{HostPlace, Tmux};
 use crate::transport::SshSpec;
 use crate::{Error, Result, workspace};
@@ -30,12 +30,7 @@ pub fn routed(cfg: &Config, local: Tmux) -> Tmux {
                     .map(|s| s.session.clone()),
             );
             HostPlace {
-                spec: SshSpec {
-                    name: h.name.clone(),
-                    dest: h.ssh.clone(),
-                    options: h.ssh_options.clone(),
-                    control_dir: cfg.log_dir.join("ssh"),
-                },
+                spec: ssh_spec(cfg, h),
                 socket: h
                     .tmux_socket
                     .clone()
@@ -45,6 +40,16 @@ pub fn routed(cfg: &Config, local: Tmux) -> Tmux {
         })
         .collect();
     local.with_hosts(hosts)
+}
+
+/// How to reach `host` (its control socket under `<log_dir>/ssh`).
+pub fn ssh_spec(cfg: &Config, host: &Host) -> SshSpec {
+    SshSpec {
+        name: host.name.clone(),
+        dest: host.ssh.clone(),
+        options: host.ssh_options.clone(),
+        control_dir: cfg.log_dir.join("ssh"),
+    }
 }
 
 /// Makes what a remote agent needs on its host before its session starts: its workspace

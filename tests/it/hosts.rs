@@ -654,3 +654,66 @@ fn chrono_like_nanos() -> u32 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0)
 }
+
+#[test]
+fn orch_hosts_reports_a_ready_host_and_says_what_to_fix_on_a_broken_one() {
+    need_sshd!();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = HostProject::new(&format!(
+        "[host.dead]\nssh = \"{USER}@127.0.0.1\"\nssh_options = [\"-p\", \"{closed}\", \"-o\", \"StrictHostKeyChecking=no\"]\n\
+         [host.notmux]\nssh = \"{USER}@127.0.0.1\"\nssh_options = [\"-p\", \"PORT\", \"-i\", \"KEY\", \"-o\", \"StrictHostKeyChecking=no\", \"-o\", \"UserKnownHostsFile=/dev/null\"]\norch_bin = \"/nonexistent/orch\"\n"
+    ));
+    // The second host is the same sshd with a missing orch_bin.
+    let text = std::fs::read_to_string(&p.config)
+        .unwrap()
+        .replace("PORT", &p.sshd.port.to_string())
+        .replace("KEY", &p.sshd.key.display().to_string());
+    std::fs::write(&p.config, text).unwrap();
+    let out = p.orch(&["hosts", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let host = |n: &str| {
+        v["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == n)
+            .cloned()
+            .unwrap()
+    };
+    let lab = host("lab");
+    assert_eq!(lab["reachable"], true, "{v:#}");
+    assert!(
+        lab["tmux_version"].as_str().unwrap().starts_with("tmux"),
+        "{v:#}"
+    );
+    assert!(
+        lab["orch_version"].as_str().unwrap().starts_with("orch "),
+        "{v:#}"
+    );
+    assert!(lab["latency_ms"].is_u64(), "{v:#}");
+    assert_eq!(lab["problems"], serde_json::json!([]), "{v:#}");
+    let dead = host("dead");
+    assert_eq!(dead["reachable"], false, "{v:#}");
+    let problem = dead["problems"][0].as_str().unwrap();
+    assert!(problem.contains("host dead is unreachable"), "{problem}");
+    let notmux = host("notmux");
+    assert_eq!(notmux["reachable"], true, "{v:#}");
+    let problem = notmux["problems"][0].as_str().unwrap();
+    assert!(
+        problem.contains("orch_bin \"/nonexistent/orch\" does not run on host notmux"),
+        "{problem}"
+    );
+    let table = String::from_utf8_lossy(&p.orch(&["hosts"]).stdout).into_owned();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("lab") && l.contains(" ok ")),
+        "{table}"
+    );
+    assert!(table.contains("PROBLEM"), "{table}");
+}
