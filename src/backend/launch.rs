@@ -222,10 +222,10 @@ fn identity_env(
 /// A backend `bin` starting with the word `orch` runs the host's `orch_bin` on a host.
 fn on_host(cfg: &Config, agent: &Agent, mut argv: Vec<String>) -> Vec<String> {
     let host = agent.host.as_ref().and_then(|h| cfg.hosts.get(h));
-    if let (Some(host), Some(first)) = (host, argv.first_mut()) {
-        if first == "orch" {
-            *first = host.orch_bin.clone();
-        }
+    if let (Some(host), Some(first)) = (host, argv.first_mut())
+        && first == "orch"
+    {
+        *first = host.orch_bin.clone();
     }
     argv
 }

@@ -269,10 +269,10 @@ impl SshPlace {
 
     /// The pid of the live master serving this host, if any (for tests and `orch hosts`).
     pub fn master_pid(&self) -> Option<u32> {
-        if let Some(child) = lock(&self.master).as_mut() {
-            if matches!(child.try_wait(), Ok(None)) {
-                return Some(child.id());
-            }
+        if let Some(child) = lock(&self.master).as_mut()
+            && matches!(child.try_wait(), Ok(None))
+        {
+            return Some(child.id());
         }
         self.recorded_master()
     }

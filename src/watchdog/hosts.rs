@@ -82,7 +82,8 @@ mod tests {
         let (d, b) = host_changes(&down, &reports);
         assert!(d.is_empty(), "already reported");
         assert!(b.is_empty());
-        let (d, b) = host_changes(&down, &[up("a"), up("b")]);
+        let both_up = [up("a"), up("b")];
+        let (d, b) = host_changes(&down, &both_up);
         assert!(d.is_empty());
         assert_eq!(b.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["b"]);
     }
