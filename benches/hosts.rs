@@ -20,7 +20,9 @@ fn main() {
     let bench = Bench::new();
     let local = bench.measure(false);
     let remote = bench.measure(true);
-    println!("{AGENTS} agents          status (median)  tmux/status  ssh/status  tick (median)  tmux/tick  ssh/tick");
+    println!(
+        "{AGENTS} agents          status (median)  tmux/status  ssh/status  tick (median)  tmux/tick  ssh/tick"
+    );
     for (name, r) in [("local", &local), ("on an ssh host", &remote)] {
         println!(
             "{name:<19} {:>10.1} ms {:>12} {:>11} {:>11.1} ms {:>10.1} {:>9.1}",
@@ -54,7 +56,10 @@ fn which(tool: &str) -> Option<PathBuf> {
 }
 
 fn home_of(user: &str) -> Option<PathBuf> {
-    let out = Command::new("getent").args(["passwd", user]).output().ok()?;
+    let out = Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .ok()?;
     let line = String::from_utf8_lossy(&out.stdout).into_owned();
     line.trim().split(':').nth(5).map(PathBuf::from)
 }
@@ -90,12 +95,17 @@ fn keygen(path: &Path) {
 impl Bench {
     fn new() -> Bench {
         if home_of(USER).is_none() {
-            let _ = Command::new("useradd").args(["-m", "-s", "/bin/sh", USER]).status();
+            let _ = Command::new("useradd")
+                .args(["-m", "-s", "/bin/sh", USER])
+                .status();
         }
         let _ = Command::new("usermod").args(["-p", "*", USER]).status();
         let _ = std::fs::create_dir_all("/run/sshd");
         let home = home_of(USER).expect("the bench user");
-        let dir = tempfile::Builder::new().prefix("orch-hb").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("orch-hb")
+            .tempdir()
+            .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let key = dir.path().join("id");
         keygen(&dir.path().join("host_key"));
@@ -190,7 +200,8 @@ impl Bench {
         let mut names = Vec::new();
         for i in 0..AGENTS {
             let name = format!("a{i:02}");
-            text += &format!("[[agent]]\nname = \"{name}\"\nbackend = \"idle\"\nwatch = \"heal\"\n");
+            text +=
+                &format!("[[agent]]\nname = \"{name}\"\nbackend = \"idle\"\nwatch = \"heal\"\n");
             if remote {
                 text += &format!("host = \"lab\"\ndir = \"{}/{name}\"\n", base.display());
             }
@@ -243,7 +254,9 @@ impl Bench {
         let _ = Command::new("runuser")
             .args(["-u", USER, "--", "tmux", "-L", &socket, "kill-server"])
             .output();
-        let _ = Command::new("tmux").args(["-L", &socket, "kill-server"]).output();
+        let _ = Command::new("tmux")
+            .args(["-L", &socket, "kill-server"])
+            .output();
         let _ = std::fs::remove_dir_all(&base);
         Row {
             status_ms: median(&mut times),

@@ -83,14 +83,11 @@ fn remote_log(
         let Some(mut cmd) = tmux.streaming_command(session, &argv) else {
             return Err(Error::Runtime(format!("{name} is not on a host")));
         };
-        let status = cmd.status().map_err(|e| {
-            Error::Runtime(format!("cannot run ssh to follow the log of {name}: {e}"))
-        })?;
-        return Ok(if status.success() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        });
+        // ssh replaces this process: stopping `orch logs -f` stops the remote tail too.
+        let err = std::os::unix::process::CommandExt::exec(&mut cmd);
+        return Err(Error::Runtime(format!(
+            "cannot run ssh to follow the log of {name}: {err}"
+        )));
     }
     match tmux.run_for(session, &argv) {
         Some(Ok(text)) => {

@@ -287,6 +287,20 @@ fn a_remote_agent_starts_shows_in_status_takes_pings_and_keeps_its_secret_out_of
     // The session log is on the host, read over ssh.
     let logs = p.orch_ok(&["logs", "far", "-n", "5"]);
     assert!(logs.contains("ready"), "{logs}");
+    let mut follow = p
+        .cmd(&["logs", "far", "-f", "-n", "5"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    {
+        use std::io::BufRead;
+        let mut out = std::io::BufReader::new(follow.stdout.take().unwrap());
+        while !first.contains("ready") && out.read_line(&mut first).unwrap_or(0) > 0 {}
+    }
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    assert!(first.contains("ready"), "logs -f printed {first:?}");
 
     let seen = watch.finish();
     assert!(
