@@ -55,6 +55,8 @@ impl HostProject {
         }
         let secret = format!("sekrit-{unique}-xyzzy");
         std::fs::write(secrets.join("API_TOKEN"), &secret).unwrap();
+        let notes = root.path().join("notes.md");
+        std::fs::write(&notes, "I am ${agent.name}\n").unwrap();
         let config = root.path().join("agents.toml");
         let text = format!(
             "[defaults]\nsession_prefix = \"t-\"\nlog_dir = \".orch\"\ntmux_socket = \"{}\"\n\n\
@@ -62,7 +64,8 @@ impl HostProject {
             local.socket,
             sshd.host_table("lab", &remote_socket, &orch_copy()),
             body.replace("{base}", &base.display().to_string())
-                .replace("{secrets}", &secrets.display().to_string()),
+                .replace("{secrets}", &secrets.display().to_string())
+                .replace("{notes}", &notes.display().to_string()),
         );
         std::fs::write(&config, text).unwrap();
         HostProject {
@@ -236,6 +239,7 @@ host = "lab"
 dir = "{base}/far"
 watch = "heal"
 secrets_dir = "{secrets}"
+files = { "NOTES.md" = "{notes}" }
 "#;
 
 #[test]
@@ -251,6 +255,11 @@ fn a_remote_agent_starts_shows_in_status_takes_pings_and_keeps_its_secret_out_of
         "the secret never reached the agent on the host"
     );
 
+    assert_eq!(
+        p.remote_file("far/NOTES.md"),
+        "I am far\n",
+        "files are made on the host"
+    );
     let status = p.status();
     let far = &status["agents"][0];
     assert_eq!(far["host"], "lab", "{status:#}");
