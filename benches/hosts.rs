@@ -1,5 +1,5 @@
-//! `cargo bench --bench hosts`: `orch status` and one watchdog tick for 50 agents on this
-//! machine vs 50 agents on an ssh host (a private sshd on 127.0.0.1, a dedicated user), with
+//! `cargo bench --bench hosts`: `orch status` and one watchdog tick for 50 agents (idle, or
+//! printing every 0.5 s) on this machine vs 50 agents on an ssh host (a private sshd on 127.0.0.1, a dedicated user), with
 //! the tmux and ssh processes each spawns (counted by logging wrappers first on PATH).
 //! Skips (exit 0, message) without /usr/sbin/sshd, ssh, tmux, or root to create the user.
 use std::os::unix::fs::PermissionsExt;
@@ -18,12 +18,16 @@ fn main() {
         return;
     }
     let bench = Bench::new();
-    let local = bench.measure(false);
-    let remote = bench.measure(true);
+    let rows = [
+        ("local, idle", bench.measure(false, false)),
+        ("on a host, idle", bench.measure(true, false)),
+        ("local, busy", bench.measure(false, true)),
+        ("on a host, busy", bench.measure(true, true)),
+    ];
     println!(
         "{AGENTS} agents          status (median)  tmux/status  ssh/status  tick (median)  tmux/tick  ssh/tick"
     );
-    for (name, r) in [("local", &local), ("on an ssh host", &remote)] {
+    for (name, r) in &rows {
         println!(
             "{name:<19} {:>10.1} ms {:>12} {:>11} {:>11.1} ms {:>10.1} {:>9.1}",
             r.status_ms, r.status_tmux, r.status_ssh, r.tick_ms, r.tick_tmux, r.tick_ssh
@@ -96,10 +100,12 @@ impl Bench {
     fn new() -> Bench {
         if home_of(USER).is_none() {
             let _ = Command::new("useradd")
-                .args(["-m", "-s", "/bin/sh", USER])
+                .args(["-m", "-s", "/bin/bash", USER])
                 .status();
         }
-        let _ = Command::new("usermod").args(["-p", "*", USER]).status();
+        let _ = Command::new("usermod")
+            .args(["-p", "*", "-s", "/bin/bash", USER])
+            .status();
         let _ = std::fs::create_dir_all("/run/sshd");
         let home = home_of(USER).expect("the bench user");
         let dir = tempfile::Builder::new()
@@ -179,9 +185,13 @@ impl Bench {
         (n("tmux"), n("ssh"))
     }
 
-    fn measure(&self, remote: bool) -> Row {
-        let tag = if remote { "remote" } else { "local" };
-        let project = self.dir.path().join(tag);
+    fn measure(&self, remote: bool, busy: bool) -> Row {
+        let tag = format!(
+            "{}-{}",
+            if remote { "remote" } else { "local" },
+            if busy { "busy" } else { "idle" }
+        );
+        let project = self.dir.path().join(&tag);
         std::fs::create_dir_all(&project).unwrap();
         let socket = format!("orch-hb-{}-{tag}", std::process::id());
         let base = self.home.join(format!("orch-hb-{}", std::process::id()));
@@ -194,7 +204,8 @@ impl Bench {
         let mut text = format!(
             "[defaults]\nsession_prefix = \"hb-\"\nlog_dir = \".orch\"\ntmux_socket = \"{socket}\"\n\
              [watchdog]\nsignal_interval = 1\nheavy_interval = 1\n{}\
-             [backend.idle]\nbin = \"sleep 100000\"\nprompt_delivery = \"exec\"\nprocess_name = \"sleep\"\n",
+             [backend.idle]\nbin = \"sleep 100000\"\nprompt_delivery = \"exec\"\nprocess_name = \"sleep\"\n\
+             [backend.busy]\nbin = \"sh -c 'while :; do date +%N; sleep 0.5; done'\"\nprompt_delivery = \"exec\"\nprocess_name = \"sh\"\n",
             if remote { host.as_str() } else { "" }
         );
         let mut names = Vec::new();

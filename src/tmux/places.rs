@@ -50,6 +50,14 @@ const START_SCRIPT: &str =
 /// What the pane runs: the env file read (and removed), then the command.
 const ENV_SCRIPT: &str = r#". "$1" || exit 126; rm -f -- "$1"; shift; exec "$@""#;
 
+/// Captures the pane of every session named after the tmux binary and socket, each after a
+/// marker line (a failed capture adds a failure line).
+const CAPTURE_SCRIPT: &str = r#"t=$1; k=$2; shift 2; for s do printf '\036orch-capture %s\n' "$s"; "$t" -u -L "$k" capture-pane -p -t "=$s:" 2>/dev/null || printf '\036orch-failed\n'; done"#;
+
+/// Runs a shell command line with the user's shell, as tmux does (bash, unlike dash, execs a
+/// line's last command, so the pane shows the program and not `sh`).
+const SHELL_SCRIPT: &str = r#"exec "${SHELL:-/bin/sh}" -c "$1""#;
+
 /// Writes stdin to `$1` through a temp file and a rename, creating its folder.
 const PUT_SCRIPT: &str = r#"d=$(dirname -- "$1") && mkdir -p -- "$d" && (umask 077 && cat > "$1.orch-tmp") && mv -f -- "$1.orch-tmp" "$1""#;
 
@@ -288,7 +296,14 @@ impl Tmux {
                 });
             }
             Command::Argv(a) => wrapped.extend(a.iter().cloned()),
-            Command::Shell(line) => wrapped.extend(["sh".into(), "-c".into(), line.clone()]),
+            // As tmux runs a shell command: with the user's shell (`default-shell` is $SHELL).
+            Command::Shell(line) => wrapped.extend([
+                "sh".into(),
+                "-c".into(),
+                SHELL_SCRIPT.into(),
+                "orch-shell".into(),
+                line.clone(),
+            ]),
         }
         let pane = pane_target(&spec.name);
         let mut cmd = Cmdline::new("new-session", session_target(&spec.name))
@@ -326,6 +341,47 @@ impl Tmux {
             &session_target(&spec.name),
         )
         .map(drop)
+    }
+
+    /// The visible screens (last `last_lines` lines) of `sessions` that live on hosts, in one
+    /// call per host, hosts in parallel. Sessions on this machine, on a host marked down, or
+    /// whose capture failed are left out: capture those one by one.
+    pub fn capture_many(&self, sessions: &[&str], last_lines: usize) -> HashMap<String, String> {
+        let mut by_host: HashMap<usize, Vec<&str>> = HashMap::new();
+        for s in sessions {
+            if let Some(i) = self.routes.by_session.get(*s) {
+                by_host.entry(*i).or_default().push(s);
+            }
+        }
+        std::thread::scope(|scope| {
+            let jobs: Vec<_> = by_host
+                .into_iter()
+                .filter_map(|(i, names)| Some((self.routes.hosts.get(i)?, names)))
+                .filter(|(h, _)| h.socket.is_some())
+                .map(|(h, names)| scope.spawn(move || h.capture_here(&names, last_lines)))
+                .collect();
+            jobs.into_iter()
+                .filter_map(|j| j.join().ok())
+                .flatten()
+                .collect()
+        })
+    }
+
+    fn capture_here(&self, sessions: &[&str], last_lines: usize) -> HashMap<String, String> {
+        let mut argv: Vec<String> = ["sh", "-c", CAPTURE_SCRIPT, "orch-capture"]
+            .map(String::from)
+            .into();
+        argv.push(self.binary.display().to_string());
+        argv.push(self.socket.clone().unwrap_or_default());
+        argv.extend(sessions.iter().map(|s| s.to_string()));
+        let target = format!("{} sessions", sessions.len());
+        match self.run_remote(&argv, None, "capture-pane", &target) {
+            Ok(out) => parse_captures(&out.stdout, last_lines),
+            Err(e) => {
+                tracing::debug!("batched capture failed: {e}");
+                HashMap::new()
+            }
+        }
     }
 
     /// Writes `data` to `path` where `session` runs (this machine or its host), through a temp
@@ -373,5 +429,36 @@ impl Tmux {
     ) -> Option<std::process::Command> {
         let place = self.remote(session)?.place.as_deref()?;
         Some(place.command(argv))
+    }
+}
+
+/// Splits the output of [`CAPTURE_SCRIPT`] into screens by session (failed ones left out).
+fn parse_captures(output: &str, last_lines: usize) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for block in output.split("\u{1e}orch-capture ").skip(1) {
+        let (session, screen) = block.split_once('\n').unwrap_or((block, ""));
+        if screen.contains("\u{1e}orch-failed") {
+            continue;
+        }
+        out.insert(
+            session.to_string(),
+            super::last_lines_of(screen, last_lines),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batched_captures_split_by_session_and_drop_failures() {
+        let out = "\u{1e}orch-capture a\nline 1\nline 2\n\n\u{1e}orch-capture b c\n\u{1e}orch-failed\n\u{1e}orch-capture d\n";
+        let got = parse_captures(out, 40);
+        assert_eq!(got["a"], "line 1\nline 2");
+        assert!(!got.contains_key("b c"));
+        assert_eq!(got["d"], "");
+        assert_eq!(got.len(), 2);
     }
 }

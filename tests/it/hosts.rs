@@ -65,6 +65,14 @@ fn a_remote_agent_starts_shows_in_status_takes_pings_and_keeps_its_secret_out_of
         typed.contains("hello from the watchdog") && typed.contains(&long)
     }));
 
+    // The watchdog's batched capture: every screen on the host in one call.
+    let cfg = orch::config::load(&p.config, orch::config::LoadOptions::LENIENT)
+        .unwrap()
+        .config;
+    let screens = orch::fleet::tmux_for(&cfg).capture_many(&["t-far", "t-nosuch"], 40);
+    assert!(screens["t-far"].contains("ready"), "{screens:?}");
+    assert!(!screens.contains_key("t-nosuch"), "{screens:?}");
+
     // The session log is on the host, read over ssh.
     let logs = p.orch_ok(&["logs", "far", "-n", "5"]);
     assert!(logs.contains("ready"), "{logs}");

@@ -64,7 +64,7 @@ fn ensure_user() -> PathBuf {
     DONE.get_or_init(|| {
         if home_of(USER).is_none() {
             let st = Command::new("useradd")
-                .args(["-m", "-s", "/bin/sh", USER])
+                .args(["-m", "-s", "/bin/bash", USER])
                 .status()
                 .unwrap();
             assert!(
@@ -73,7 +73,10 @@ fn ensure_user() -> PathBuf {
             );
         }
         if unsafe { libc::getuid() } == 0 {
-            let _ = Command::new("usermod").args(["-p", "*", USER]).status();
+            // Unlocked for sshd without PAM; bash, the shell most users have.
+            let _ = Command::new("usermod")
+                .args(["-p", "*", "-s", "/bin/bash", USER])
+                .status();
             let _ = std::fs::create_dir_all("/run/sshd");
         }
         home_of(USER).unwrap()
