@@ -65,8 +65,6 @@ pub const PHASE_QUIET: &str = "phase_quiet";
 /// Event names DESIGN.md fixes that other parts of orch emit (hosts, pools, outbox, jobs):
 /// accepted wherever a config names events (`[[notify]].events`).
 pub const DESIGNED: &[&str] = &[
-    "host_unreachable",
-    "host_back",
     "ping_acked",
     "ping_lost",
     "pool_held",
@@ -88,6 +86,11 @@ pub const JOB_FINISHED: &str = "job_finished";
 pub const JOB_RETRIED: &str = "job_retried";
 /// `orch job pr` redid a job's PR step. Fields: `id`, `state`, `url`.
 pub const JOB_PR: &str = "job_pr";
+/// A `[host.NAME]` stopped answering (logged once until it is back). Fields: `host`, `error`,
+/// `agents` (on that host: left alone, never restarted, while it is down).
+pub const HOST_UNREACHABLE: &str = "host_unreachable";
+/// A host that was unreachable answers again. Fields: `host`, `down_secs`.
+pub const HOST_BACK: &str = "host_back";
 
 /// Every event name DESIGN.md defines.
 pub const ALL: &[&str] = &[
@@ -121,6 +124,8 @@ pub const ALL: &[&str] = &[
     JOB_FINISHED,
     JOB_RETRIED,
     JOB_PR,
+    HOST_UNREACHABLE,
+    HOST_BACK,
 ];
 
 /// Appends events to `<log_dir>/events.jsonl`.

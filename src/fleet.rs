@@ -9,6 +9,7 @@ use crate::config::{Agent, Config, Phase, Service};
 use crate::tmux::{Command, DeliverOptions, NewSession, Tmux, TmuxError};
 use crate::{Error, Result, events::EventLog, state, workspace};
 
+pub mod hosts;
 pub mod pings;
 pub mod records;
 pub mod render;
@@ -16,8 +17,9 @@ pub mod screen;
 pub mod stop;
 
 /// The tmux server of this config: `ORCH_TMUX_SOCKET`, else `tmux_socket`, else the default.
+/// Sessions of agents and services on a `[host.NAME]` are routed to that host's server.
 pub fn tmux_for(cfg: &Config) -> Tmux {
-    Tmux::resolve(cfg.tmux_socket.as_deref())
+    hosts::routed(cfg, Tmux::resolve(cfg.tmux_socket.as_deref()))
 }
 
 fn to_tmux(command: LaunchCommand) -> Command {
@@ -101,7 +103,7 @@ pub fn start_agent_by(
             .map_err(|e| Error::Runtime(format!("cannot prepare the worktree: {e}")))?;
     }
     let (eff, plan) = plan_agent(cfg, agent, phase)?;
-    if !plan.cwd.is_dir() {
+    if agent.host.is_none() && !plan.cwd.is_dir() {
         return Err(Error::Config(format!(
             "agent {}: its dir {} does not exist (orch does not create it: clone the project there, or fix `dir`)",
             agent.name,
@@ -109,13 +111,17 @@ pub fn start_agent_by(
         )));
     }
     ensure_dirs(cfg)?;
-    workspace::write_files(&eff, &plan.env)
-        .map_err(|e| Error::Runtime(format!("cannot write the workspace files: {e}")))?;
-    if agent.hooks {
-        install_hooks(&agent.name, &plan.cwd);
+    if agent.host.is_some() {
+        hosts::prepare_on_host(tmux, &eff, &plan)?;
+    } else {
+        workspace::write_files(&eff, &plan.env)
+            .map_err(|e| Error::Runtime(format!("cannot write the workspace files: {e}")))?;
+        if agent.hooks {
+            install_hooks(&agent.name, &plan.cwd);
+        }
+        state::write_atomic(&plan.kickoff_file, plan.kickoff.as_bytes())
+            .map_err(|e| Error::io(&plan.kickoff_file, "writing the kickoff file", e))?;
     }
-    state::write_atomic(&plan.kickoff_file, plan.kickoff.as_bytes())
-        .map_err(|e| Error::io(&plan.kickoff_file, "writing the kickoff file", e))?;
     // A (re)started agent's old needs-attention episode describes the process that is gone.
     records::clear_attention(cfg, &agent.name);
     if tmux.pane_dead(&plan.session)? == Some(true) {
@@ -127,14 +133,15 @@ pub fn start_agent_by(
     // its process exits, and the process runs under a recorder (tmux 3.3 sometimes never
     // fills #{pane_dead_status}).
     let keep_dead = agent.restart.is_some() || !cfg.backend_of(agent).screen_rules.is_empty();
-    if keep_dead {
+    // The exit-status file is a local path: agents on a host keep their dead pane only.
+    if keep_dead && agent.host.is_none() {
         let file = exit_status_file(cfg, &plan.session);
         let _ = std::fs::remove_file(&file);
         command = record_exit_status(command, &file);
     }
     let mut spec = NewSession::new(&plan.session, &plan.cwd, command);
     spec.env = plan.env.clone();
-    spec.log = Some(cfg.session_log(&plan.session));
+    spec.log = Some(cfg.log_of(&agent.name));
     spec.remain_on_exit = keep_dead;
     tmux.new_session(&spec)?;
     // Answer the first dialogs (auto_accept) before anything is typed; see watchdog/screen.rs.
@@ -250,7 +257,7 @@ pub fn start_service(cfg: &Config, tmux: &Tmux, svc: &Service) -> Result<()> {
     let (command, env) = backend::plan_service(svc);
     let mut spec = NewSession::new(&svc.session, &svc.dir, to_tmux(command));
     spec.env = env;
-    spec.log = Some(cfg.session_log(&svc.session));
+    spec.log = Some(cfg.log_of(&svc.name));
     tmux.new_session(&spec)?;
     Ok(())
 }

@@ -24,6 +24,7 @@ pub mod sim;
 pub mod state;
 pub mod status;
 pub mod tmux;
+pub mod transport;
 pub mod watchdog;
 pub mod workspace;
 

@@ -16,7 +16,7 @@ use crate::config::{Agent, Config, Watch};
 use crate::fleet::{records, screen};
 use crate::hooks::{self, HookSummary};
 use crate::phase;
-use crate::tmux::{Fleet, PaneInfo};
+use crate::tmux::{Fleet, HostReport, PaneInfo};
 
 pub use state::{ACTIVE_WINDOW_SECS, AgentState, Derived, Lifecycle, Observation, derive_state};
 pub use table::{human_duration, render_table_styled};
@@ -30,6 +30,8 @@ pub struct Report {
     pub agents: Vec<AgentReport>,
     pub services: Vec<ServiceReport>,
     pub watchdog: WatchdogReport,
+    /// Each `[host.NAME]`: reachable, round trip, tmux version, error (empty without hosts).
+    pub hosts: Vec<HostReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,6 +87,8 @@ pub struct AgentReport {
     pub last_tool_at: Option<String>,
     /// Tool uses among the kept hook records (the last 500).
     pub tool_counts: BTreeMap<String, u64>,
+    /// The `[host.NAME]` it runs on, `"local"` for this machine.
+    pub host: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,6 +97,8 @@ pub struct ServiceReport {
     pub session: String,
     pub running: bool,
     pub command: String,
+    /// The `[host.NAME]` it runs on, `"local"` for this machine.
+    pub host: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -151,8 +157,14 @@ pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
                 last_tool: None,
                 last_tool_at: None,
                 tool_counts: BTreeMap::new(),
+                host: host_name(a.host.as_deref()),
             };
             observe_agent(cfg, a, fleet.get(&a.session), &history, now, &mut report);
+            if fleet.unreachable(&a.session) {
+                // Its host did not answer: not dead, not stopped, just not known right now.
+                report.state = "unreachable";
+                report.since = None;
+            }
             report
         })
         .collect();
@@ -166,6 +178,7 @@ pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
             command: live(&s.session)
                 .map(|p| p.command.clone())
                 .unwrap_or_default(),
+            host: host_name(s.host.as_deref()),
         })
         .collect();
     let phase = phase_report(cfg);
@@ -179,7 +192,13 @@ pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
             running: live(&wd).is_some(),
             session: wd,
         },
+        hosts: fleet.hosts().to_vec(),
     }
+}
+
+/// A host name for the report: `"local"` for this machine.
+fn host_name(host: Option<&str>) -> String {
+    host.unwrap_or(crate::config::LOCAL).to_string()
 }
 
 /// The phase part of the report (None without `[loop].phases`); no tmux.

@@ -4,17 +4,20 @@ mod client;
 mod deliver;
 mod exec;
 mod fleet;
+mod places;
 mod screen;
 mod session;
 mod stop;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use client::{ClientMove, inside_server};
 pub use deliver::{DeliverOptions, DeliveryOutcome};
-pub use fleet::{Fleet, PaneInfo, parse_fleet};
+pub use fleet::{Fleet, HostReport, PaneInfo, parse_fleet};
+pub use places::{HostPlace, REMOTE_TIMEOUT_ENV};
 pub use session::{Command, NewSession};
 
 use exec::{Cmdline, Ran, Runner};
@@ -66,6 +69,10 @@ pub enum TmuxError {
     },
     #[error("tmux session {session:?} was given an empty argv to run")]
     EmptyCommand { session: String },
+    /// The session's host did not answer (ssh failed, or the call timed out): nothing is
+    /// known about the session, which is not the same as its being gone.
+    #[error("{0}")]
+    Unreachable(#[from] crate::transport::PlaceError),
     #[error("could not create {path:?} for tmux session {session:?} ({doing}): {source}")]
     Io {
         session: String,
@@ -81,6 +88,10 @@ pub struct Tmux {
     socket: Option<String>,
     binary: PathBuf,
     timeout: Duration,
+    /// Where this handle's server runs: `None` for this machine, else a host over ssh.
+    place: Option<Arc<crate::transport::SshPlace>>,
+    /// The handles of the hosts and which sessions live there (empty for a plain handle).
+    routes: Arc<places::Routes>,
 }
 
 /// `=name`: the session called exactly `name` (bare names are prefix-matched by tmux).
@@ -100,6 +111,8 @@ impl Tmux {
             socket: socket.filter(|s| !s.is_empty()),
             binary: PathBuf::from("tmux"),
             timeout: DEFAULT_TIMEOUT,
+            place: None,
+            routes: Arc::default(),
         }
     }
 
@@ -129,13 +142,15 @@ impl Tmux {
             binary: &self.binary,
             socket: self.socket.as_deref(),
             timeout: self.timeout,
+            place: self.place.as_deref(),
         }
     }
 
-    /// Runs `cmd`; a non-zero exit becomes `NoSession` (session or server absent) or `Failed`.
+    /// Runs `cmd` on the server of `session` (its host's, for a session routed to a host); a
+    /// non-zero exit becomes `NoSession` (session or server absent) or `Failed`.
     fn run(&self, cmd: Cmdline, session: &str, stdin: Option<&[u8]>) -> Result<Ran, TmuxError> {
-        let ran = self.runner().run(&cmd, stdin)?;
-        if ran.status.success() {
+        let ran = self.at(session).runner().run(&cmd, stdin)?;
+        if ran.success() {
             return Ok(ran);
         }
         let stderr = ran.stderr.trim();
@@ -149,7 +164,7 @@ impl Tmux {
             verb: cmd.verb,
             target: cmd.target,
             stderr: if stderr.is_empty() {
-                format!("exit {}", ran.status)
+                format!("exit {:?}", ran.code)
             } else {
                 stderr.to_string()
             },
@@ -176,6 +191,9 @@ impl Tmux {
     /// Starts a detached session (and its log pipe and options) in one tmux invocation.
     pub fn new_session(&self, spec: &NewSession) -> Result<(), TmuxError> {
         validate_name(&spec.name)?;
+        if let Some(host) = self.remote(&spec.name) {
+            return host.new_remote_session(spec);
+        }
         let io = |path: &Path, doing, source| TmuxError::Io {
             session: spec.name.clone(),
             path: path.to_path_buf(),
@@ -278,7 +296,7 @@ impl Tmux {
         if result.is_err() {
             // The paste failed after the load: do not leave the text behind in the server.
             let cleanup = Cmdline::new("delete-buffer", &buffer).args(["-b", &buffer]);
-            let _ = self.runner().run(&cleanup, None);
+            let _ = self.at(name).runner().run(&cleanup, None);
         }
         result
     }
@@ -294,8 +312,18 @@ impl Tmux {
         Ok(ran.stdout.trim_end_matches('\n').to_string())
     }
 
-    /// Every session's first pane, in one `list-panes -a` call; empty when no server runs.
+    /// Every session's first pane, in one `list-panes -a` call per place (this machine, each
+    /// host in parallel); empty when no server runs. Sessions of a host that did not answer
+    /// are marked unreachable (see [`Fleet::unreachable`]), and each host gets a report.
     pub fn fleet(&self) -> Result<Fleet, TmuxError> {
+        if self.routes.is_empty() {
+            return self.fleet_here();
+        }
+        self.fleet_everywhere()
+    }
+
+    /// The fleet of this handle's own server only.
+    fn fleet_here(&self) -> Result<Fleet, TmuxError> {
         let cmd =
             Cmdline::new("list-panes", "all sessions").args(["-a", "-F", fleet::FLEET_FORMAT]);
         match self.run(cmd, "", None) {

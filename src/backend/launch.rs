@@ -95,7 +95,7 @@ pub fn plan_launch(cfg: &Config, agent: &Agent, phase: Option<&Phase>) -> Result
     let backend = cfg.backend_of(agent);
     let phase = phase.filter(|_| agent.kind == Kind::Loop);
     let kickoff = super::kickoff_text(cfg, agent, phase)?;
-    let kickoff_file = cfg.kickoff_file(&agent.session);
+    let kickoff_file = cfg.kickoff_file_of(agent);
     let model = model_for(agent, phase);
     let what = |key: &str| format!("backend {}: {key}", backend.name);
     let session = agent.session.as_str();
@@ -106,7 +106,11 @@ pub fn plan_launch(cfg: &Config, agent: &Agent, phase: Option<&Phase>) -> Result
                 .map(String::from)
                 .into();
             argv.push(kickoff_file.display().to_string());
-            argv.extend(argv_template(&backend.bin, &[], &what("bin"))?);
+            argv.extend(on_host(
+                cfg,
+                agent,
+                argv_template(&backend.bin, &[], &what("bin"))?,
+            ));
             let resume = agent.resume && backend.supports_resume;
             if let Some(id) = resume.then(|| read_resume_id(cfg, agent)).flatten() {
                 argv.extend(argv_template(
@@ -193,6 +197,11 @@ fn identity_env(
     let (id, plan, status) = phase.map_or(("", "", ""), |p| {
         (p.id.as_str(), p.plan.as_str(), p.status.as_str())
     });
+    // On a host, the project and log folders are the agent's own there.
+    let (project, log_dir) = match cfg.host_dir_of(&agent.name) {
+        Some(dir) => (agent.dir.clone(), dir),
+        None => (cfg.project_dir.clone(), cfg.log_dir.clone()),
+    };
     [
         ("ORCH_AGENT", agent.name.as_str()),
         ("ORCH_ROLE", agent.role.as_deref().unwrap_or("")),
@@ -201,13 +210,24 @@ fn identity_env(
         ("ORCH_PHASE", id),
         ("ORCH_PLAN", plan),
         ("ORCH_STATUS", status),
-        ("ORCH_PROJECT_DIR", &cfg.project_dir.display().to_string()),
-        ("ORCH_LOG_DIR", &cfg.log_dir.display().to_string()),
+        ("ORCH_PROJECT_DIR", &project.display().to_string()),
+        ("ORCH_LOG_DIR", &log_dir.display().to_string()),
         ("ORCH_KICKOFF", &kickoff.display().to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// A backend `bin` starting with the word `orch` runs the host's `orch_bin` on a host.
+fn on_host(cfg: &Config, agent: &Agent, mut argv: Vec<String>) -> Vec<String> {
+    let host = agent.host.as_ref().and_then(|h| cfg.hosts.get(h));
+    if let (Some(host), Some(first)) = (host, argv.first_mut())
+        && first == "orch"
+    {
+        *first = host.orch_bin.clone();
+    }
+    argv
 }
 
 fn read_resume_id(cfg: &Config, agent: &Agent) -> Option<String> {

@@ -137,6 +137,10 @@ pub fn run(cfg: &Config, names: &[String], clean: bool) -> Result<ExitCode> {
             first_error.get_or_insert(e);
         }
     }
+    if names.is_empty() {
+        // Everything is down: the hosts' master connections go too.
+        tmux.close_hosts();
+    }
     if clean {
         for a in agents.iter().filter(|a| a.worktree) {
             match workspace::remove_worktree(cfg, &a.name) {

@@ -16,6 +16,9 @@ pub fn run(cfg: &Config, name: &str, follow: bool, lines: usize, raw: bool) -> R
         None if watchdog => cfg.watchdog_session(),
         None => cfg.session_of(name),
     };
+    if cfg.host_dir_of(name).is_some() {
+        return remote_log(cfg, name, &session, follow, lines);
+    }
     let path = cfg.session_log(&session);
     // The watchdog writes its log itself (plain lines); a pane's log is a terminal stream.
     let text = if raw {
@@ -46,6 +49,51 @@ pub fn run(cfg: &Config, name: &str, follow: bool, lines: usize, raw: bool) -> R
         follow_log(&path, raw)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The log of an agent or service on a host: `tail` there, over ssh (`-F` to follow).
+fn remote_log(
+    cfg: &Config,
+    name: &str,
+    session: &str,
+    follow: bool,
+    lines: usize,
+) -> Result<ExitCode> {
+    let tmux = fleet::tmux_for(cfg);
+    let path = cfg.log_of(name).display().to_string();
+    let n = lines.to_string();
+    let argv: Vec<String> = if follow {
+        vec![
+            "tail".into(),
+            "-n".into(),
+            n,
+            "-F".into(),
+            "--".into(),
+            path.clone(),
+        ]
+    } else {
+        vec!["tail".into(), "-n".into(), n, "--".into(), path.clone()]
+    };
+    if follow {
+        let Some(mut cmd) = tmux.streaming_command(session, &argv) else {
+            return Err(Error::Runtime(format!("{name} is not on a host")));
+        };
+        // ssh replaces this process: stopping `orch logs -f` stops the remote tail too.
+        let err = std::os::unix::process::CommandExt::exec(&mut cmd);
+        return Err(Error::Runtime(format!(
+            "cannot run ssh to follow the log of {name}: {err}"
+        )));
+    }
+    match tmux.run_for(session, &argv) {
+        Some(Ok(text)) => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Err(e)) => Err(Error::Runtime(format!(
+            "cannot read the log of {name} on its host ({path}): {e}"
+        ))),
+        None => Err(Error::Runtime(format!("{name} is not on a host"))),
+    }
 }
 
 /// The pane's history and screen when `session` runs (`capture-pane -p -S -`).

@@ -12,6 +12,7 @@ mod classify;
 mod completions;
 mod down;
 mod events;
+mod hosts;
 mod init;
 mod job;
 mod logs;
@@ -83,6 +84,15 @@ pub enum Verb {
     /// Example: orch status --json | jq '.agents[] | select(.running | not) | .name'
     Status {
         /// Print one JSON object (schema_version 1; fields are added, never renamed).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every [host.NAME]: ssh reachable, tmux and orch_bin there (and their versions),
+    /// the round trip; one sentence per problem saying what to fix. Exit 1 if any.
+    ///
+    /// Example: orch hosts --json
+    Hosts {
+        /// Print one JSON object `{"hosts": [...]}`.
         #[arg(long)]
         json: bool,
     },
@@ -285,6 +295,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Verb::Up { names } => up::run(&load(&cli.config)?, &names),
         Verb::Down { names, clean } => down::run(&load(&cli.config)?, &names, clean),
         Verb::Status { json } => status::run(&load(&cli.config)?, json),
+        Verb::Hosts { json } => hosts::run(&load(&cli.config)?, json),
         Verb::Logs {
             name,
             follow,

@@ -44,6 +44,14 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
             );
             continue;
         }
+        if running.unreachable(&agent.session) {
+            let host = agent.host.as_deref().unwrap_or_default();
+            failures.push(Error::Runtime(format!(
+                "agent {} not started: host {host} is unreachable (see `orch hosts`)",
+                agent.name
+            )));
+            continue;
+        }
         let plan = match fleet::start_agent_by(cfg, &tmux, agent, current, "up") {
             Ok(plan) => plan,
             Err(e) => {

@@ -1,5 +1,6 @@
 //! Loading agents.toml: read, parse (with spans), build the typed model, and report every
 //! problem as `file:line:col: message`. The schema itself is in DESIGN.md and `schema.rs`.
+mod hosts;
 mod jobs;
 mod model;
 mod paths;
@@ -11,6 +12,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use hosts::{Host, LOCAL};
 pub use jobs::{DEFAULT_PROFILE, JobsCfg, Profile};
 pub use model::*;
 pub use paths::{PathProblems, check_paths};

@@ -26,6 +26,8 @@ pub struct Config {
     pub loop_: Option<LoopCfg>,
     /// `[[notify]]`: the notification sinks, in file order.
     pub notify: Vec<NotifySink>,
+    /// `[host.NAME]` tables: machines agents and services may run on.
+    pub hosts: BTreeMap<String, super::Host>,
     /// `[defaults].grace_period`: how long services and the watchdog get after C-c.
     pub grace_period: Duration,
     /// `[jobs]`: one-shot agent tasks.
@@ -236,6 +238,8 @@ pub struct Agent {
     pub restart: Option<RestartPolicy>,
     /// How often the watchdog may heal it (`max_restarts`, `restart_backoff*`, `restart_reset_after`).
     pub heal: HealBounds,
+    /// The `[host.NAME]` it runs on; `None`: this machine.
+    pub host: Option<String>,
 }
 
 /// The bounds of healing one agent: at most `max` heals within `window` (0 = unlimited), each
@@ -303,6 +307,8 @@ pub struct Service {
     pub dir: PathBuf,
     pub enabled: bool,
     pub env: BTreeMap<String, String>,
+    /// The `[host.NAME]` it runs on; `None`: this machine.
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -405,6 +411,15 @@ impl Config {
         names.extend(self.services.iter().map(|s| s.name.as_str()));
         names.push("watchdog");
         names
+    }
+
+    /// The host an agent or service called `name` runs on (`None`: this machine).
+    pub fn host_of(&self, name: &str) -> Option<&super::Host> {
+        let host = match self.agent(name) {
+            Some(a) => a.host.as_deref(),
+            None => self.service(name).and_then(|s| s.host.as_deref()),
+        };
+        host.and_then(|h| self.hosts.get(h))
     }
 
     /// The session of the agent `name`, or `session_prefix + name` for a name not configured.

@@ -46,8 +46,8 @@ pub fn check_paths(cfg: &Config, text: &str, current: usize) -> PathProblems {
     let mut out = PathProblems::default();
     let mut clones: Vec<(String, PathBuf)> = Vec::new();
     for (i, a) in cfg.agents.iter().enumerate() {
-        if a.worktree {
-            continue; // orch makes the worktree itself
+        if a.worktree || a.host.is_some() {
+            continue; // orch makes the worktree itself; a host's dirs are checked by `orch hosts`
         }
         let at = [Seg::Key("agent"), Seg::Index(i), Seg::Key("dir")];
         if !a.dir.is_dir() {

@@ -28,6 +28,9 @@ pub struct RawConfig {
     /// `[profile.NAME]` (orch job).
     #[serde(default)]
     pub profile: BTreeMap<String, super::jobs::RawProfile>,
+    /// `[host.NAME]`: machines reached over ssh.
+    #[serde(default)]
+    pub host: BTreeMap<String, RawHost>,
     /// Backends added from the built-in presets that no `[backend.X]` table names (filled by
     /// `with_presets`; validation keeps only those an agent uses).
     #[serde(skip)]
@@ -126,6 +129,8 @@ pub struct RawAgent {
     pub prompt: Option<String>,
     pub prompt_file: Option<String>,
     pub wake: Option<RawWake>,
+    /// The `[host.NAME]` it runs on ("local" or absent: this machine).
+    pub host: Option<String>,
     #[serde(flatten)]
     pub keys: RawAgentKeys,
 }
@@ -143,6 +148,16 @@ pub struct RawService {
     pub dir: Option<String>,
     pub enabled: Option<bool>,
     pub env: Option<BTreeMap<String, String>>,
+    pub host: Option<String>,
+}
+
+/// `[host.NAME]`: how to reach another machine.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawHost {
+    pub ssh: Option<String>,
+    pub ssh_options: Option<Vec<String>>,
+    pub tmux_socket: Option<String>,
+    pub orch_bin: Option<String>,
 }
 
 /// `[api]`: the watchdog's status API (the Unix socket is always on).

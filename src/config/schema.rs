@@ -34,10 +34,12 @@ const AGENT_ONLY_KEYS: &[&str] = &[
     "prompt",
     "prompt_file",
     "wake",
+    "host",
 ];
 const WAKE_KEYS: &[&str] = &["interval", "prompt_file"];
-const SERVICE_KEYS: &[&str] = &["name", "command", "dir", "enabled", "env"];
+const SERVICE_KEYS: &[&str] = &["name", "command", "dir", "enabled", "env", "host"];
 const API_KEYS: &[&str] = &["metrics_listen"];
+const HOST_KEYS: &[&str] = &["ssh", "ssh_options", "tmux_socket", "orch_bin"];
 const WATCHDOG_KEYS: &[&str] = &[
     "signal_interval",
     "heavy_interval",
@@ -105,7 +107,7 @@ const HANDOFF_KEYS: &[&str] = &[
 const ON_COMPLETE_KEYS: &[&str] = &["run", "trigger_file"];
 const TOP_KEYS: &[&str] = &[
     "defaults", "watchdog", "backend", "agent", "service", "loop", "api", "notify", "jobs",
-    "profile",
+    "profile", "host",
 ];
 
 /// A key the schema does not know, with where it is and the nearest known key.
@@ -166,6 +168,14 @@ pub fn unknown_keys(root: &DeTable<'_>) -> Vec<UnknownKey> {
             }
             (k @ ("jobs" | "profile"), v) => {
                 super::jobs::unknown_keys(k, v, &check_table, &mut out)
+            }
+            ("host", DeValue::Table(t)) => {
+                for (name, h) in t {
+                    if let DeValue::Table(ht) = h.get_ref() {
+                        let p = format!("host.{}", name.get_ref());
+                        check_table(ht, &p, HOST_KEYS, &mut out);
+                    }
+                }
             }
             _ => {}
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use toml::de::DeTable;
 
+use super::hosts::{self, Host};
 use super::model::*;
 use super::problem::{Checker, Problem};
 use super::raw::*;
@@ -126,7 +127,9 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         }
     }
 
-    let agents = build_agents(&mut c, &raw, &project_dir, &session_prefix, &backends, env);
+    let hosts = hosts::build_hosts(&mut c, &raw.host);
+    let mut agents = build_agents(&mut c, &raw, &project_dir, &session_prefix, &backends, env);
+    place_agents(&mut c, &raw, &hosts, &mut agents);
     super::presets::check_auto_accept(&mut c, &agents, &backends);
     let profiles = super::jobs::build_profiles(
         &mut c,
@@ -141,7 +144,8 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
             || agents.iter().any(|a| &a.backend == n)
             || profiles.values().any(|p| &p.backend == n)
     });
-    let services = build_services(&mut c, &raw, &project_dir, &session_prefix, &agents);
+    let mut services = build_services(&mut c, &raw, &project_dir, &session_prefix, &agents);
+    place_services(&mut c, &raw, &hosts, &mut services);
     let loop_ = raw
         .loop_
         .as_ref()
@@ -162,6 +166,7 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         services,
         loop_,
         notify,
+        hosts,
         grace_period: dur(&d.agent.grace_period, secs(30)),
         jobs,
         profiles,
@@ -438,6 +443,7 @@ fn build_agents(
             timeout: policy.timeout,
             restart: policy.restart,
             heal: policy.heal,
+            host: None,
         });
     }
     agents
@@ -493,7 +499,65 @@ fn build_services(
             session,
             enabled: s.enabled.unwrap_or(true),
             env,
+            host: None,
         });
     }
     services
+}
+
+/// Puts each agent on its host: an unknown host is an error naming the agent; a remote agent's
+/// dir is an absolute path on that host; worktrees are local only.
+fn place_agents(
+    c: &mut Checker<'_>,
+    raw: &RawConfig,
+    hosts: &BTreeMap<String, Host>,
+    agents: &mut [Agent],
+) {
+    for (i, a) in raw.agent.iter().enumerate() {
+        let Some(agent) = a
+            .name
+            .as_ref()
+            .and_then(|n| agents.iter_mut().find(|x| &x.name == n))
+        else {
+            continue;
+        };
+        let at = |key| [Seg::Key("agent"), Seg::Index(i), Seg::Key(key)];
+        let who = format!("agent {}", agent.name);
+        agent.host = hosts::host_of(c, &at("host"), &who, a.host.as_deref(), hosts);
+        let Some(host) = agent.host.clone() else {
+            continue;
+        };
+        let dir = a.keys.dir.as_deref().or(raw.defaults.agent.dir.as_deref());
+        agent.dir = hosts::remote_dir(c, &at("dir"), &who, &host, dir);
+        if agent.worktree {
+            c.error(
+                &at("worktree"),
+                format!("{who} runs on host {host}: worktree = true works only on this machine"),
+            );
+        }
+    }
+}
+
+/// The same for services.
+fn place_services(
+    c: &mut Checker<'_>,
+    raw: &RawConfig,
+    hosts: &BTreeMap<String, Host>,
+    services: &mut [Service],
+) {
+    for (i, s) in raw.service.iter().enumerate() {
+        let Some(svc) = s
+            .name
+            .as_ref()
+            .and_then(|n| services.iter_mut().find(|x| &x.name == n))
+        else {
+            continue;
+        };
+        let at = |key| [Seg::Key("service"), Seg::Index(i), Seg::Key(key)];
+        let who = format!("service {}", svc.name);
+        svc.host = hosts::host_of(c, &at("host"), &who, s.host.as_deref(), hosts);
+        if let Some(host) = svc.host.clone() {
+            svc.dir = hosts::remote_dir(c, &at("dir"), &who, &host, s.dir.as_deref());
+        }
+    }
 }

@@ -25,18 +25,41 @@ pub fn render_table_styled(r: &Report, now: i64, colour: bool) -> String {
         out += &fit(&line, 80);
         out.push('\n');
     }
-    out += &row(
-        [
-            "NAME",
-            "KIND",
-            "BACKEND",
-            "MODEL",
-            "STATE",
-            "FOR",
-            "RST",
-            "RUNS/TOOL",
-        ],
-        None,
+    // With hosts, a HOST column comes first (the last column is cut to stay in 80 columns).
+    let hosts = !r.hosts.is_empty();
+    let host = |h: &str, row: String| {
+        if !hosts {
+            return row;
+        }
+        let line = format!("{:<7}{}", fit(h, 6), row.trim_end());
+        // Colour escapes take no columns; only the last (uncoloured) cell is cut.
+        let escapes: usize = line
+            .split('\x1b')
+            .skip(1)
+            .map(|p| p.find('m').map_or(0, |i| i + 2))
+            .sum();
+        let over = (line.chars().count() - escapes).saturating_sub(80);
+        let keep = line.chars().count() - over;
+        let mut line: String = line.chars().take(keep).collect();
+        line.truncate(line.trim_end().len());
+        line.push('\n');
+        line
+    };
+    out += &host(
+        "HOST",
+        row(
+            [
+                "NAME",
+                "KIND",
+                "BACKEND",
+                "MODEL",
+                "STATE",
+                "FOR",
+                "RST",
+                "RUNS/TOOL",
+            ],
+            None,
+        ),
     );
     for a in &r.agents {
         let model = if a.model.is_empty() {
@@ -60,17 +83,23 @@ pub fn render_table_styled(r: &Report, now: i64, colour: bool) -> String {
             (c, Some(t)) => format!("{c} {t}"),
         };
         let style = colour.then(|| state_colour(a.state));
-        out += &row(
-            [
-                &a.name, a.kind, &a.backend, model, &state, &dur, &restarts, &tool,
-            ],
-            style,
+        out += &host(
+            &a.host,
+            row(
+                [
+                    &a.name, a.kind, &a.backend, model, &state, &dur, &restarts, &tool,
+                ],
+                style,
+            ),
         );
     }
     for s in &r.services {
         let state = if s.running { "running" } else { "stopped" };
         let style = colour.then(|| state_colour(if s.running { "working" } else { "stopped" }));
-        out += &row([&s.name, "service", "-", "-", state, "-", "-", "-"], style);
+        out += &host(
+            &s.host,
+            row([&s.name, "service", "-", "-", state, "-", "-", "-"], style),
+        );
     }
     let state = if r.watchdog.running {
         "running"
@@ -84,9 +113,12 @@ pub fn render_table_styled(r: &Report, now: i64, colour: bool) -> String {
             "dead"
         })
     });
-    out += &row(
-        ["watchdog", "watchdog", "-", "-", state, "-", "-", "-"],
-        style,
+    out += &host(
+        crate::config::LOCAL,
+        row(
+            ["watchdog", "watchdog", "-", "-", state, "-", "-", "-"],
+            style,
+        ),
     );
     out
 }
@@ -119,7 +151,7 @@ fn state_colour(state: &str) -> &'static str {
     match state {
         "working" => "\x1b[32m",
         "idle" => "\x1b[36m",
-        "waiting_input" | "held" => "\x1b[33m",
+        "waiting_input" | "held" | "unreachable" => "\x1b[33m",
         "stalled" | "dead" | "gave_up" => "\x1b[31m",
         _ => "\x1b[2m",
     }
@@ -203,6 +235,7 @@ mod tests {
             last_tool: Some("mcp__server__very_long_tool_name".into()),
             last_tool_at: None,
             tool_counts: Default::default(),
+            host: "local".into(),
         }
     }
 
@@ -219,15 +252,47 @@ mod tests {
                 session: "p-web".into(),
                 running: false,
                 command: String::new(),
+                host: "local".into(),
             }],
             watchdog: WatchdogReport {
                 running: true,
                 session: "p-watchdog".into(),
             },
+            hosts: Vec::new(),
         }
     }
 
     const NOW: i64 = 1_767_225_600 + 3 * 3600 + 5 * 60;
+
+    #[test]
+    fn with_hosts_a_host_column_leads_and_rows_still_fit_80_columns() {
+        let mut r = report();
+        r.agents[1].host = "lab-server-one".into();
+        r.agents[1].state = "unreachable";
+        r.hosts
+            .push(crate::tmux::HostReport::down("lab-server-one", "down"));
+        let text = render_table_styled(&r, NOW, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("HOST   NAME"), "{text}");
+        assert!(lines[1].starts_with("local  builder"), "{text}");
+        assert!(lines[2].starts_with("lab-s~ a-very"), "{text}");
+        assert!(lines[2].contains("unreachable"), "{text}");
+        for line in lines {
+            assert!(line.chars().count() <= 80, "{} > 80: {line}", line.len());
+        }
+        let coloured = render_table_styled(&r, NOW, true);
+        let strip = regex::Regex::new("\x1b\\[[0-9;]*m").unwrap();
+        assert_eq!(
+            strip.replace_all(&coloured, ""),
+            text,
+            "colour changes no column"
+        );
+        let plain = render_table_styled(&report(), NOW, false);
+        assert!(
+            plain.starts_with("NAME"),
+            "no HOST column without hosts: {plain}"
+        );
+    }
 
     #[test]
     fn every_line_fits_80_columns_and_plain_has_no_escapes() {

@@ -1,14 +1,13 @@
 //! Running one tmux client process: argv building (with tmux's `;` escaping), a clean env,
-//! stdin feeding, output capture and a hard timeout so a hung server never hangs orch.
+//! stdin feeding, output capture and a hard timeout so a hung server never hangs orch; on a
+//! host the same argv goes through its ssh transport.
 use std::ffi::OsString;
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::TmuxError;
+use crate::transport::SshPlace;
+use crate::transport::process::{self, ProcessError};
 
 /// One tmux command line (possibly a `;`-separated sequence of commands), as argv elements.
 ///
@@ -69,23 +68,35 @@ pub(crate) fn escape_arg(arg: &str) -> String {
 /// What a finished tmux client process left behind.
 #[derive(Debug)]
 pub(crate) struct Ran {
-    pub(crate) status: ExitStatus,
+    /// The exit code (`None`: killed by a signal).
+    pub(crate) code: Option<i32>,
     pub(crate) stdout: String,
     pub(crate) stderr: String,
 }
 
-/// How to reach tmux: which binary, which server, how long to wait.
+impl Ran {
+    pub(crate) fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// How to reach tmux: which binary, which server, how long to wait, and where (this machine,
+/// or a host over ssh).
 #[derive(Debug, Clone)]
 pub(crate) struct Runner<'a> {
     pub(crate) binary: &'a Path,
     pub(crate) socket: Option<&'a str>,
     pub(crate) timeout: Duration,
+    pub(crate) place: Option<&'a SshPlace>,
 }
 
 impl Runner<'_> {
     /// Runs the command line to completion (or the timeout) and returns its output whatever
-    /// the exit status; a missing binary is `NotInstalled`.
+    /// the exit status; a missing binary is `NotInstalled`, a host not answering `Unreachable`.
     pub(crate) fn run(&self, cmd: &Cmdline, stdin: Option<&[u8]>) -> Result<Ran, TmuxError> {
+        if let Some(place) = self.place {
+            return self.run_on(place, cmd, stdin);
+        }
         let mut process = std::process::Command::new(self.binary);
         if let Some(socket) = self.socket {
             process.arg("-L").arg(socket);
@@ -93,60 +104,51 @@ impl Runner<'_> {
         process
             .args(cmd.args.iter().map(OsString::from))
             .env_remove("TMUX")
-            .env_remove("TMUX_PANE")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = process.spawn().map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                TmuxError::NotInstalled
-            } else {
-                spawn_error(cmd, source)
-            }
-        })?;
-        match self.collect(cmd, &mut child, stdin) {
-            Ok(ran) => Ok(ran),
-            Err(err) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(err)
-            }
+            .env_remove("TMUX_PANE");
+        match process::run(&mut process, stdin, self.timeout) {
+            Ok(done) => Ok(Ran {
+                code: done.status.code(),
+                stdout: done.stdout,
+                stderr: done.stderr,
+            }),
+            Err(ProcessError::NotFound) => Err(TmuxError::NotInstalled),
+            Err(ProcessError::Spawn(source)) => Err(spawn_error(cmd, source)),
+            Err(ProcessError::TimedOut(after)) => Err(TmuxError::Timeout {
+                verb: cmd.verb,
+                target: cmd.target.clone(),
+                after,
+            }),
         }
     }
 
-    fn collect(
+    /// The same tmux argv on a host: one ssh call on its shared connection.
+    fn run_on(
         &self,
+        place: &SshPlace,
         cmd: &Cmdline,
-        child: &mut Child,
         stdin: Option<&[u8]>,
     ) -> Result<Ran, TmuxError> {
-        let deadline = Instant::now() + self.timeout;
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            let data = data.to_vec();
-            // A separate thread: a server that stops reading must not block us past the deadline.
-            thread::Builder::new()
-                .name("tmux-stdin".into())
-                .spawn(move || {
-                    let _ = pipe.write_all(&data);
-                })
-                .map_err(|source| spawn_error(cmd, source))?;
+        let argv = self.remote_argv(cmd);
+        let out = place.run(&argv, stdin, self.timeout)?;
+        if out.code == Some(127) && out.stderr.contains("tmux") {
+            return Err(TmuxError::NotInstalled);
         }
-        let stdout = read_in_background(child.stdout.take(), cmd)?;
-        let stderr = read_in_background(child.stderr.take(), cmd)?;
-        // tmux closes its stdout when it exits: waiting for that EOF first returns as soon as
-        // the call is done, where polling the exit alone adds up to one poll pause per call.
-        let stdout = receive(stdout, deadline);
-        let status = wait_until(child, deadline, self.timeout, cmd)?;
-        let grace = deadline.max(Instant::now() + Duration::from_millis(500));
         Ok(Ran {
-            status,
-            stdout,
-            stderr: receive(stderr, grace),
+            code: out.code,
+            stdout: out.stdout,
+            stderr: out.stderr,
         })
+    }
+
+    /// `tmux [-L socket] ARGS` as one argv (for a host, or a script).
+    pub(crate) fn remote_argv(&self, cmd: &Cmdline) -> Vec<String> {
+        // `-u`: without a UTF-8 locale (a plain ssh session) tmux would print tabs as `_`.
+        let mut argv = vec![self.binary.display().to_string(), "-u".to_string()];
+        if let Some(socket) = self.socket {
+            argv.extend(["-L".to_string(), socket.to_string()]);
+        }
+        argv.extend(cmd.args.iter().cloned());
+        argv
     }
 }
 
@@ -155,65 +157,6 @@ fn spawn_error(cmd: &Cmdline, source: std::io::Error) -> TmuxError {
         verb: cmd.verb,
         target: cmd.target.clone(),
         source,
-    }
-}
-
-type Pending = mpsc::Receiver<Vec<u8>>;
-
-fn read_in_background<R: Read + Send + 'static>(
-    pipe: Option<R>,
-    cmd: &Cmdline,
-) -> Result<Option<Pending>, TmuxError> {
-    let Some(mut pipe) = pipe else {
-        return Ok(None);
-    };
-    let (tx, rx) = mpsc::channel();
-    thread::Builder::new()
-        .name("tmux-output".into())
-        .spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            let _ = tx.send(buf);
-        })
-        .map_err(|source| spawn_error(cmd, source))?;
-    Ok(Some(rx))
-}
-
-fn receive(pending: Option<Pending>, deadline: Instant) -> String {
-    let Some(rx) = pending else {
-        return String::new();
-    };
-    let wait = deadline.saturating_duration_since(Instant::now());
-    match rx.recv_timeout(wait) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(_) => String::new(),
-    }
-}
-
-/// Polls the child (1 ms doubling to 20 ms) until it exits or the deadline passes.
-fn wait_until(
-    child: &mut Child,
-    deadline: Instant,
-    after: Duration,
-    cmd: &Cmdline,
-) -> Result<ExitStatus, TmuxError> {
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok(status),
-            Ok(None) => {}
-            Err(source) => return Err(spawn_error(cmd, source)),
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(TmuxError::Timeout {
-                verb: cmd.verb,
-                target: cmd.target.clone(),
-                after,
-            });
-        }
-        thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 

@@ -1,6 +1,6 @@
 //! The fleet snapshot: one `list-panes -a` call describing every session's first pane,
 //! and the pure parser of its tab-separated `-F` output.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::TmuxError;
 
@@ -31,10 +31,40 @@ pub struct PaneInfo {
     pub pane_index: u32,
 }
 
-/// Every session on the server, each with its first pane, from a single tmux call.
+/// Every session on the server, each with its first pane, from a single tmux call (one per
+/// place when sessions live on other hosts).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fleet {
     sessions: BTreeMap<String, PaneInfo>,
+    /// Sessions whose host did not answer: neither running nor gone, just unknown.
+    unreachable: BTreeSet<String>,
+    /// What each host said (or why it said nothing), in config order.
+    hosts: Vec<HostReport>,
+}
+
+/// One host's answer to the fleet query.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HostReport {
+    pub name: String,
+    pub reachable: bool,
+    /// The round trip of the query, in milliseconds.
+    pub latency_ms: Option<u64>,
+    /// `tmux -V` on the host, e.g. `tmux 3.3a`.
+    pub tmux_version: Option<String>,
+    pub error: Option<String>,
+}
+
+impl HostReport {
+    /// A host that did not answer.
+    pub fn down(name: impl Into<String>, error: &str) -> Self {
+        HostReport {
+            name: name.into(),
+            reachable: false,
+            latency_ms: None,
+            tmux_version: None,
+            error: Some(error.to_string()),
+        }
+    }
 }
 
 impl Fleet {
@@ -62,6 +92,33 @@ impl Fleet {
 
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
+    }
+
+    /// True when `session` lives on a host that did not answer: whether it runs is unknown,
+    /// so it must be neither restarted nor reported gone.
+    pub fn unreachable(&self, session: &str) -> bool {
+        self.unreachable.contains(session)
+    }
+
+    /// Each host's answer to this snapshot, in config order (empty without hosts).
+    pub fn hosts(&self) -> &[HostReport] {
+        &self.hosts
+    }
+
+    pub(crate) fn insert(&mut self, pane: PaneInfo) {
+        self.sessions.insert(pane.session.clone(), pane);
+    }
+
+    pub(crate) fn remove(&mut self, session: &str) {
+        self.sessions.remove(session);
+    }
+
+    pub(crate) fn mark_unreachable(&mut self, session: &str) {
+        self.unreachable.insert(session.to_string());
+    }
+
+    pub(crate) fn push_host(&mut self, report: HostReport) {
+        self.hosts.push(report);
     }
 }
 

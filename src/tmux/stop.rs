@@ -16,7 +16,7 @@ impl Tmux {
     /// Whether the session's pane process has exited (`None`: no such session). Asked through
     /// the fleet query: `display-message` on a missing target prints nothing and succeeds.
     pub fn pane_dead(&self, name: &str) -> Result<Option<bool>, TmuxError> {
-        Ok(self.fleet()?.get(name).map(|p| p.dead))
+        Ok(self.at(name).fleet_here()?.get(name).map(|p| p.dead))
     }
 
     /// The pane's whole history and screen (`capture-pane -p -S -`), trailing blank lines kept.

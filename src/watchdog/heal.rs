@@ -191,6 +191,10 @@ impl Watchdog {
             if skip.contains(&agent.name) || (seq_done && agent.kind == Kind::Loop) {
                 continue;
             }
+            // On a host that is not answering: not gone, just unknown. Never restarted.
+            if fleet.unreachable(&agent.session) {
+                continue;
+            }
             let info = fleet.get(&agent.session);
             let Some(info) = info.filter(|i| !i.dead) else {
                 // The restart policy owns exits of agents with `restart` set; an agent stopped

@@ -4,6 +4,7 @@ mod attention;
 pub mod bounds;
 mod handoff_tick;
 pub mod heal;
+pub mod hosts;
 pub mod limit;
 pub mod outbox;
 mod pane_cache;
@@ -57,6 +58,8 @@ pub struct Watchdog {
     screens: HashMap<String, crate::detect::Classification>,
     /// Dead panes whose last screen was read already, by tmux pane id.
     read_dead: std::collections::HashSet<String>,
+    /// Hosts that did not answer, and since when (`host_unreachable` logged once each).
+    hosts_down: HashMap<String, Instant>,
 }
 
 impl Watchdog {
@@ -80,6 +83,7 @@ impl Watchdog {
             screen_cache: HashMap::new(),
             screens: HashMap::new(),
             read_dead: Default::default(),
+            hosts_down: HashMap::new(),
         })
     }
 
@@ -142,6 +146,9 @@ impl Watchdog {
         // One snapshot of the server for the whole tick (policies, care, wakes, healing),
         // retaken only when the policy pass started or stopped a session.
         let snapshot = self.fleet_snapshot();
+        if let Some(f) = &snapshot {
+            self.hosts_tick(f);
+        }
         let fleet = if self.policy_tick(&before, snapshot.as_ref()) {
             self.fleet_snapshot()
         } else {

@@ -63,6 +63,56 @@ pub fn capture_cached(
     Ok(text)
 }
 
+/// This tick's screens of the panes on hosts that `cache` cannot serve, fetched in one call
+/// per host (instead of one per pane); empty when fewer than two would be fetched there.
+pub fn prefetch_remote(
+    cache: &HashMap<String, CachedPane>,
+    tmux: &Tmux,
+    panes: &[&PaneInfo],
+    rows: usize,
+) -> HashMap<String, String> {
+    let now = chrono::Utc::now().timestamp();
+    let stale: Vec<&str> = panes
+        .iter()
+        .filter(|p| tmux.host_of(&p.session).is_some())
+        .filter(|p| {
+            !cache
+                .get(&p.session)
+                .is_some_and(|c| still_fresh(c, p, now))
+        })
+        .map(|p| p.session.as_str())
+        .collect();
+    if stale.len() < 2 {
+        return HashMap::new();
+    }
+    tmux.capture_many(&stale, rows)
+}
+
+/// [`capture_cached`], taking this tick's prefetched screen when there is one (and caching it).
+pub fn capture_with(
+    cache: &mut HashMap<String, CachedPane>,
+    prefetched: &HashMap<String, String>,
+    tmux: &Tmux,
+    pane: &PaneInfo,
+    rows: usize,
+) -> Result<String, TmuxError> {
+    let Some(text) = prefetched.get(&pane.session) else {
+        return capture_cached(cache, tmux, pane, rows);
+    };
+    if let Some(activity) = pane.activity {
+        cache.insert(
+            pane.session.clone(),
+            CachedPane {
+                pane_id: pane.pane_id.clone(),
+                activity,
+                captured_at: chrono::Utc::now().timestamp(),
+                text: text.clone(),
+            },
+        );
+    }
+    Ok(text.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

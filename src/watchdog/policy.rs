@@ -96,6 +96,8 @@ impl Watchdog {
                     self.handle_exit(a, p.dead_status)
                 }
                 Some(_) => self.check_running(a),
+                // Its host did not answer: nothing is known, so nothing is done.
+                None if fleet.unreachable(&a.session) => {}
                 None => self.restart_if_due(a),
             }
         }

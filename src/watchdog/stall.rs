@@ -27,6 +27,17 @@ impl Watchdog {
     pub(super) fn care_tick(&mut self, fleet: &Fleet) -> Care {
         let mut care = Care::default();
         let attention = crate::fleet::screen::load_attention(&self.cfg);
+        // Panes on hosts: one call per host for all their screens this tick.
+        let running: Vec<_> = watched(&self.cfg)
+            .iter()
+            .filter_map(|a| fleet.get(&a.session).filter(|i| !i.dead))
+            .collect();
+        let prefetched = super::pane_cache::prefetch_remote(
+            &self.pane_cache,
+            &self.tmux,
+            &running,
+            CAPTURE_ROWS,
+        );
         for agent in watched(&self.cfg) {
             let Some(info) = fleet.get(&agent.session).filter(|i| !i.dead) else {
                 self.idle_since.remove(&agent.session);
@@ -39,8 +50,9 @@ impl Watchdog {
                 care.skip.insert(agent.name.clone());
                 continue;
             }
-            let captured = super::pane_cache::capture_cached(
+            let captured = super::pane_cache::capture_with(
                 &mut self.pane_cache,
+                &prefetched,
                 &self.tmux,
                 info,
                 CAPTURE_ROWS,

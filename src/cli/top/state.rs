@@ -172,7 +172,7 @@ impl State {
     }
 }
 
-/// The table rows of a report: agents, then services (host "local" until hosts exist).
+/// The table rows of a report: agents, then services.
 pub fn rows_of(report: &Report) -> Vec<Row> {
     let secs = |t: &Option<String>| {
         t.as_deref()
@@ -184,7 +184,7 @@ pub fn rows_of(report: &Report) -> Vec<Row> {
         .iter()
         .map(|a| Row {
             name: a.name.clone(),
-            host: "local".into(),
+            host: a.host.clone(),
             kind: a.kind.to_string(),
             state: match &a.needs_attention {
                 Some(why) => format!("attn: {}", why.split('_').next().unwrap_or(why)),
@@ -205,7 +205,7 @@ pub fn rows_of(report: &Report) -> Vec<Row> {
         .collect();
     rows.extend(report.services.iter().map(|s| Row {
         name: s.name.clone(),
-        host: "local".into(),
+        host: s.host.clone(),
         kind: "service".into(),
         state: if s.running { "running" } else { "stopped" }.into(),
         since: None,

@@ -19,6 +19,7 @@ fn ts(secs_ago: i64) -> Option<String> {
 fn agent(name: &str, state: &'static str, since_ago: i64) -> AgentReport {
     AgentReport {
         name: name.into(),
+        host: "local".into(),
         kind: "loop",
         backend: "claude".into(),
         model: "sonnet".into(),
@@ -66,6 +67,7 @@ fn report() -> Report {
         agents: vec![agent("builder", "working", 42), adversary, stopped],
         services: vec![ServiceReport {
             name: "web".into(),
+            host: "local".into(),
             session: "p-web".into(),
             running: true,
             command: "python3".into(),
@@ -74,6 +76,7 @@ fn report() -> Report {
             running: true,
             session: "p-watchdog".into(),
         },
+        hosts: Vec::new(),
     }
 }
 
