@@ -47,7 +47,7 @@ pub fn check_paths(cfg: &Config, text: &str, current: usize) -> PathProblems {
     let mut clones: Vec<(String, PathBuf)> = Vec::new();
     for (i, a) in cfg.agents.iter().enumerate() {
         if a.worktree || a.host.is_some() {
-            continue; // orch makes the worktree itself; a host's dirs are checked by `orch hosts`
+            continue; // orch makes the worktree itself; a host's dirs are on that host
         }
         let at = [Seg::Key("agent"), Seg::Index(i), Seg::Key("dir")];
         if !a.dir.is_dir() {
