@@ -104,9 +104,15 @@ fn live_text(cfg: &Config, session: &str) -> Option<String> {
     tmux.capture_history(session).ok()
 }
 
-/// The last `n` lines of `text`, trailing blank lines dropped.
+/// The last `n` lines of `text`, trailing blank lines dropped and runs of blank rows (an
+/// emptied screen's) folded to one.
 fn last_lines(text: &str, n: usize) -> String {
-    let all: Vec<&str> = text.trim_end().lines().map(str::trim_end).collect();
+    let mut all: Vec<&str> = Vec::new();
+    for line in text.trim_end().lines().map(str::trim_end) {
+        if !(line.is_empty() && all.last().is_some_and(|l| l.is_empty())) {
+            all.push(line);
+        }
+    }
     all[all.len().saturating_sub(n)..].join("\n")
 }
 
@@ -183,5 +189,9 @@ mod tests {
     fn last_lines_drops_trailing_blank_rows() {
         assert_eq!(last_lines("a\nb  \nc\n\n  \n", 2), "b\nc");
         assert_eq!(last_lines("a", 5), "a");
+        assert_eq!(
+            last_lines("out\n\n\n\n\nPane is dead", 3),
+            "out\n\nPane is dead"
+        );
     }
 }

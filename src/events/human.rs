@@ -89,6 +89,23 @@ fn detail(name: &str, e: &Value, subjects: &dyn Fn(&[String]) -> Vec<String>) ->
         }
         "watchdog_stopped" => parts.push(s("reason")),
         "config_error" | "fetch_error" => parts.push(s("error")),
+        "needs_attention" => {
+            parts.push(s("state"));
+            parts.push(s("rule"));
+            if let Some(code) = e.get("exit_status").and_then(Value::as_i64) {
+                parts.push(format!("exit status {code}"));
+            }
+        }
+        "ping_queued" => parts.push(format!("{}, waits on {}", s("reason"), s("waiting_on"))),
+        "heal_limit" => parts.push(format!(
+            "{} healed {} times: left alone",
+            s("reason"),
+            e.get("heals").and_then(Value::as_u64).unwrap_or(0)
+        )),
+        "state_changed" => parts.push(format!("{} -> {}", s("from"), s("to"))),
+        "host_unreachable" => parts.push(format!("{}: {}", s("host"), s("error"))),
+        "host_back" => parts.push(s("host")),
+        _ if !s("summary").is_empty() => parts.push(s("summary")),
         _ => {
             let rest: serde_json::Map<String, Value> = e
                 .as_object()
@@ -106,4 +123,20 @@ fn detail(name: &str, e: &Value, subjects: &dyn Fn(&[String]) -> Vec<String>) ->
     }
     parts.retain(|p| !p.is_empty());
     parts.join(", ")
+}
+
+#[cfg(test)]
+mod attention_tests {
+    use super::*;
+
+    #[test]
+    fn needs_attention_reads_as_state_rule_and_exit_status_not_raw_json() {
+        let e = serde_json::json!({"event": "needs_attention", "agent": "builder",
+            "state": "network_error", "rule": "claude preflight cannot connect",
+            "exit_status": 1, "lines": ["a", "b"]});
+        assert_eq!(
+            what(&e, &no_subjects),
+            "(network_error, claude preflight cannot connect, exit status 1)"
+        );
+    }
 }
