@@ -3,6 +3,7 @@
 mod attention;
 pub mod bounds;
 mod handoff_tick;
+mod redeliver;
 pub mod heal;
 pub mod hosts;
 pub mod limit;
@@ -156,6 +157,8 @@ impl Watchdog {
         };
         if let Some(f) = &fleet {
             self.screen_tick(f);
+            // A loop agent started again gets the handoff it still owes (queued, typed below).
+            self.redeliver_tick(f);
             // Queued pings go in only once the screen just read takes input.
             self.outbox_tick(f);
         }
