@@ -113,12 +113,7 @@ impl Watchdog {
     /// Queue the ping `p` for its target (typed by the outbox pass once the target's screen
     /// takes input); queued before the handoff memory moves past it, so it is never lost.
     /// A claim or review also becomes what its target owes an answer to (`owed`).
-    fn queue_handoff_ping(
-        &self,
-        h: &Handoff,
-        p: &PingDecision,
-        owed: &mut super::redeliver::Owed,
-    ) {
+    fn queue_handoff_ping(&self, h: &Handoff, p: &PingDecision, owed: &mut super::redeliver::Owed) {
         let (target, text, file) = match (p.reason, p.inbox_index) {
             (PingReason::Claim, _) => (&h.claim_pings, handoff::CLAIM_PING.to_string(), None),
             (PingReason::Review, _) => (&h.review_pings, handoff::REVIEW_PING.to_string(), None),

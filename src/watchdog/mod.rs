@@ -3,7 +3,6 @@
 mod attention;
 pub mod bounds;
 mod handoff_tick;
-mod redeliver;
 pub mod heal;
 pub mod hosts;
 pub mod limit;
@@ -11,6 +10,7 @@ pub mod outbox;
 mod pane_cache;
 mod phase_tick;
 pub mod policy;
+mod redeliver;
 pub mod screen;
 mod stall;
 pub mod wake;

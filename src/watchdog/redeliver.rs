@@ -153,7 +153,11 @@ mod tests {
     fn a_new_process_gets_the_owed_ping_once() {
         let mut o = Owed::default();
         o.handed("adversary", "builder", ping("claim-c1"));
-        assert_eq!(o.observe("adversary", 10, &[]), None, "first pid is recorded");
+        assert_eq!(
+            o.observe("adversary", 10, &[]),
+            None,
+            "first pid is recorded"
+        );
         assert_eq!(o.observe("adversary", 10, &[]), None);
         let again = o.observe("adversary", 11, &[]).expect("redelivered");
         assert_eq!(again.reason, "redeliver");
