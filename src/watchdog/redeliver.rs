@@ -36,11 +36,21 @@ impl Owed {
             .insert(target.to_string(), OwedPing { ping, pid: None });
     }
 
-    /// Look at `agent`'s pane pid now: the ping to type again when the agent owes one and its
-    /// process changed since (`queued` = ids still waiting in its outbox: those need no
-    /// redelivery). The first pid seen is only recorded. Pure.
-    pub fn observe(&mut self, agent: &str, pid: u32, queued: &[String]) -> Option<PendingPing> {
+    /// Look at `agent`'s pane pid now (None: not running): the ping to type again when the
+    /// agent owes one and its process changed since (`queued` = ids still waiting in its
+    /// outbox: those need no redelivery). The first pid seen is only recorded; an agent not
+    /// running when its ping fell due (pid 0 recorded) gets it again from its next process.
+    pub fn observe(
+        &mut self,
+        agent: &str,
+        pid: Option<u32>,
+        queued: &[String],
+    ) -> Option<PendingPing> {
         let owed = self.agents.get_mut(agent)?;
+        let Some(pid) = pid else {
+            owed.pid.get_or_insert(0);
+            return None;
+        };
         let before = owed.pid.replace(pid);
         if before.is_none_or(|b| b == pid) || queued.contains(&owed.ping.id) {
             return None;
@@ -107,9 +117,7 @@ impl Watchdog {
             .map(|a| (a.name.clone(), a.session.clone()))
             .collect();
         for (name, session) in agents {
-            let Some(pid) = fleet.get(&session).filter(|p| !p.dead).and_then(|p| p.pid) else {
-                continue;
-            };
+            let pid = fleet.get(&session).filter(|p| !p.dead).and_then(|p| p.pid);
             let queued: Vec<String> = pings::load(&self.cfg, &name)
                 .pings
                 .into_iter()
@@ -154,33 +162,48 @@ mod tests {
         let mut o = Owed::default();
         o.handed("adversary", "builder", ping("claim-c1"));
         assert_eq!(
-            o.observe("adversary", 10, &[]),
+            o.observe("adversary", Some(10), &[]),
             None,
             "first pid is recorded"
         );
-        assert_eq!(o.observe("adversary", 10, &[]), None);
-        let again = o.observe("adversary", 11, &[]).expect("redelivered");
+        assert_eq!(o.observe("adversary", Some(10), &[]), None);
+        let again = o.observe("adversary", Some(11), &[]).expect("redelivered");
         assert_eq!(again.reason, "redeliver");
         assert_eq!(again.id, "redeliver-claim-c1-11");
         assert_eq!(again.fields["redelivers"], "claim-c1");
         assert_eq!(again.fields["commits"], json!(["c1"]));
-        assert_eq!(o.observe("adversary", 11, &[]), None, "only once");
-        assert_eq!(o.observe("builder", 12, &[]), None, "builder owes nothing");
+        assert_eq!(o.observe("adversary", Some(11), &[]), None, "only once");
+        assert_eq!(
+            o.observe("builder", Some(12), &[]),
+            None,
+            "builder owes nothing"
+        );
+    }
+
+    #[test]
+    fn an_agent_down_when_its_ping_fell_due_gets_it_from_its_next_process() {
+        let mut o = Owed::default();
+        o.handed("adversary", "builder", ping("claim-c1"));
+        assert_eq!(o.observe("adversary", None, &[]), None);
+        assert!(o.observe("adversary", Some(7), &[]).is_some());
+        // Down for a while and back in the same process: nothing.
+        assert_eq!(o.observe("adversary", None, &[]), None);
+        assert_eq!(o.observe("adversary", Some(7), &[]), None);
     }
 
     #[test]
     fn a_ping_still_queued_is_not_redelivered() {
         let mut o = Owed::default();
         o.handed("adversary", "builder", ping("claim-c1"));
-        o.observe("adversary", 10, &[]);
-        assert_eq!(o.observe("adversary", 11, &["claim-c1".into()]), None);
+        o.observe("adversary", Some(10), &[]);
+        assert_eq!(o.observe("adversary", Some(11), &["claim-c1".into()]), None);
     }
 
     #[test]
     fn owed_round_trips_through_json() {
         let mut o = Owed::default();
         o.handed("adversary", "builder", ping("claim-c1"));
-        o.observe("adversary", 10, &[]);
+        o.observe("adversary", Some(10), &[]);
         let text = serde_json::to_string(&o).unwrap();
         assert_eq!(serde_json::from_str::<Owed>(&text).unwrap(), o);
     }
