@@ -73,6 +73,22 @@ pub struct HookRecord {
     /// Notification's message, cut to 200 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// UserPromptSubmit: the id of the orch ping in `prompt` (its trailing `[orch:ping <id>]`);
+    /// the prompt itself is never kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping_id: Option<String>,
+}
+
+/// The id in the last `[orch:ping <id>]` mark of `prompt`, if any (ids are `[A-Za-z0-9._-]`).
+pub fn ping_id_in(prompt: &str) -> Option<String> {
+    let start = prompt.rfind("[orch:ping ")? + "[orch:ping ".len();
+    let rest = &prompt[start..];
+    let id = &rest[..rest.find(']')?];
+    let ok = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    ok.then(|| id.to_string())
 }
 
 impl HookRecord {
@@ -100,6 +116,7 @@ pub fn record_from_input(event: &str, input: &Value, now: DateTime<Utc>) -> Hook
         session_id: text("session_id"),
         source: text("source"),
         message: text("message").map(|m| m.chars().take(200).collect()),
+        ping_id: text("prompt").and_then(|p| ping_id_in(&p)),
     }
 }
 

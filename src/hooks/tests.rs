@@ -139,3 +139,19 @@ fn install_refuses_to_rewrite_a_broken_settings_file() {
     assert!(err.to_string().contains("not valid JSON"), "{err}");
     assert_eq!(fs::read_to_string(&path).unwrap(), "{ not json");
 }
+
+#[test]
+fn a_prompt_keeps_only_its_orch_ping_id() {
+    let input = json!({ "prompt": "watchdog ping: pull and act. [orch:ping claim-ab12]" });
+    let r = record_from_input("UserPromptSubmit", &input, at(1_700_000_000));
+    assert_eq!(r.ping_id.as_deref(), Some("claim-ab12"));
+    let line = serde_json::to_string(&r).unwrap();
+    assert!(!line.contains("watchdog ping"), "{line}");
+    assert_eq!(ping_id_in("no mark here"), None);
+    assert_eq!(ping_id_in("[orch:ping ]"), None);
+    assert_eq!(ping_id_in("[orch:ping a b]"), None);
+    assert_eq!(
+        ping_id_in("[orch:ping x] then [orch:ping y-2]"),
+        Some("y-2".into())
+    );
+}

@@ -134,6 +134,11 @@ struct Sim {
     clone: Checkout,
     faults: Vec<Fault>,
     find: bool,
+    /// Adversary: wait this long before reviewing a pinged claim (ORCH_SIM_REVIEW_DELAY_MS).
+    review_delay: Duration,
+    /// Adversary: at the kickoff only check in, review only when pinged (ORCH_SIM_PING_ONLY=1),
+    /// as an agent that does not look for a waiting claim by itself.
+    ping_only: bool,
     limit_secs: u64,
     model: String,
     steps: u32,
@@ -165,6 +170,13 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         clone: Checkout::new(cwd),
         faults,
         find: args.find || std::env::var("ORCH_SIM_FIND").is_ok_and(|v| v.trim() == "1"),
+        review_delay: Duration::from_millis(
+            std::env::var("ORCH_SIM_REVIEW_DELAY_MS")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
+        ),
+        ping_only: std::env::var("ORCH_SIM_PING_ONLY").is_ok_and(|v| v.trim() == "1"),
         limit_secs: args.limit_secs,
         model: args.model,
         steps: 0,
@@ -359,7 +371,12 @@ impl Sim {
             (Behaviour::Builder, Trigger::Kickoff | Trigger::Ping) => {
                 roles::builder_sync(&mut self.scr, &self.clone, &self.id)
             }
+            (Behaviour::Adversary, Trigger::Kickoff) if self.ping_only => self
+                .scr
+                .say("Checked in; waiting for a ping.")
+                .map_err(StepError::from),
             (Behaviour::Adversary, Trigger::Kickoff | Trigger::Ping) => {
+                std::thread::sleep(self.review_delay);
                 roles::adversary_sync(&mut self.scr, &self.clone, &self.id, self.find)
             }
             (Behaviour::Task, _) => roles::task_done(&mut self.scr, &self.id),

@@ -65,6 +65,7 @@ pub(super) fn baseline(
     };
     mem.tip = handoff::tip(repo, ORIGIN_MAIN)?;
     save_memory(cfg, &mem);
+    super::redeliver::clear(cfg);
     Ok(())
 }
 
@@ -88,8 +89,13 @@ impl Watchdog {
                 if self.fetch_error.take().is_some() {
                     tracing::info!("the handoff repo {} reads again", repo.display());
                 }
+                let mut owed = super::redeliver::load(&self.cfg);
+                let owed_before = owed.clone();
                 for p in &pings {
-                    self.queue_handoff_ping(&h, p);
+                    self.queue_handoff_ping(&h, p, &mut owed);
+                }
+                if owed != owed_before {
+                    super::redeliver::save(&self.cfg, &owed);
                 }
                 save_memory(&self.cfg, &mem);
             }
@@ -106,7 +112,8 @@ impl Watchdog {
 
     /// Queue the ping `p` for its target (typed by the outbox pass once the target's screen
     /// takes input); queued before the handoff memory moves past it, so it is never lost.
-    fn queue_handoff_ping(&self, h: &Handoff, p: &PingDecision) {
+    /// A claim or review also becomes what its target owes an answer to (`owed`).
+    fn queue_handoff_ping(&self, h: &Handoff, p: &PingDecision, owed: &mut super::redeliver::Owed) {
         let (target, text, file) = match (p.reason, p.inbox_index) {
             (PingReason::Claim, _) => (&h.claim_pings, handoff::CLAIM_PING.to_string(), None),
             (PingReason::Review, _) => (&h.review_pings, handoff::REVIEW_PING.to_string(), None),
@@ -131,10 +138,13 @@ impl Watchdog {
             (None, None) => format!("{}-{}", p.reason.as_str(), crate::fleet::records::now_ms()),
         };
         let fields = json!({ "commits": p.commits, "file": file });
-        self.queue_ping(
-            target,
-            crate::fleet::pings::PendingPing::new(id, p.reason.as_str(), text, fields),
-        );
+        let ping = crate::fleet::pings::PendingPing::new(id, p.reason.as_str(), text, fields);
+        match p.reason {
+            PingReason::Claim => owed.handed(target, &h.review_pings, ping.clone()),
+            PingReason::Review => owed.handed(target, &h.claim_pings, ping.clone()),
+            PingReason::Inbox => {}
+        }
+        self.queue_ping(target, ping);
     }
 
     /// Type `text` into the agent's pane and submit it; false when the agent is not running

@@ -10,6 +10,7 @@ pub mod outbox;
 mod pane_cache;
 mod phase_tick;
 pub mod policy;
+mod redeliver;
 pub mod screen;
 mod stall;
 pub mod wake;
@@ -156,6 +157,8 @@ impl Watchdog {
         };
         if let Some(f) = &fleet {
             self.screen_tick(f);
+            // A loop agent started again gets the handoff it still owes (queued, typed below).
+            self.redeliver_tick(f);
             // Queued pings go in only once the screen just read takes input.
             self.outbox_tick(f);
         }

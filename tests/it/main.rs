@@ -18,6 +18,7 @@ mod policies;
 mod presets;
 mod project;
 mod real_cli;
+mod redeliver;
 mod report;
 mod screen_gate;
 mod sim;
