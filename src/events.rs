@@ -40,6 +40,9 @@ pub const GAVE_UP: &str = "gave_up";
 pub const AUTO_ACCEPTED: &str = "auto_accepted";
 /// Login or auth failed: a person must act (logged once per episode). Fields: `agent`, `state`.
 pub const NEEDS_ATTENTION: &str = "needs_attention";
+/// The agents' tmux server vanished (crash, OOM kill); logged once, then every session that
+/// ran on it is recreated (`healed`, `reason = "server_lost"`). Fields: `socket`, `sessions`.
+pub const TMUX_SERVER_LOST: &str = "tmux_server_lost";
 
 /// Every event name DESIGN.md defines.
 pub const ALL: &[&str] = &[
@@ -62,6 +65,7 @@ pub const ALL: &[&str] = &[
     GAVE_UP,
     AUTO_ACCEPTED,
     NEEDS_ATTENTION,
+    TMUX_SERVER_LOST,
 ];
 
 /// Appends events to `<log_dir>/events.jsonl`.

@@ -219,7 +219,66 @@ pub fn start_service(cfg: &Config, tmux: &Tmux, svc: &Service) -> Result<()> {
     Ok(())
 }
 
-/// Start the watchdog in session `<prefix>watchdog`, running this binary.
+/// The name of the watchdog's own tmux server: `<agents' socket>-watchdog`, or
+/// `orch-<prefix>watchdog` when the agents run on the default server. Pure.
+pub fn watchdog_socket_name(agents_socket: Option<&str>, session_prefix: &str) -> String {
+    match agents_socket.filter(|s| !s.is_empty()) {
+        Some(socket) => format!("{socket}-watchdog"),
+        None => {
+            let prefix: String = session_prefix
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("orch-{prefix}watchdog")
+        }
+    }
+}
+
+/// The watchdog's own tmux server, next to the agents' one, so that a crash of the agents'
+/// server (`tmux kill-server`, an OOM kill) cannot take the supervisor down with it.
+pub fn watchdog_tmux(cfg: &Config) -> Tmux {
+    let agents = tmux_for(cfg);
+    Tmux::new(Some(watchdog_socket_name(
+        agents.socket(),
+        &cfg.session_prefix,
+    )))
+}
+
+/// The agents' server snapshot with the watchdog's session (on its own server, or on the
+/// agents' one when an older orch started it there) merged in: what `status` and `up` read.
+pub fn snapshot(cfg: &Config) -> Result<crate::tmux::Fleet> {
+    let mut fleet = tmux_for(cfg).fleet()?;
+    let session = cfg.watchdog_session();
+    if !fleet.contains(&session) {
+        match watchdog_tmux(cfg).fleet() {
+            Ok(wd) => {
+                if let Some(pane) = wd.get(&session) {
+                    fleet.insert(pane.clone());
+                }
+            }
+            Err(e) => tracing::warn!("cannot list the watchdog's tmux server: {e}"),
+        }
+    }
+    Ok(fleet)
+}
+
+/// Stop the watchdog gracefully wherever it runs (its own server, or the agents' one when an
+/// older orch started it there); `false` when it was not running.
+pub fn stop_watchdog(cfg: &Config) -> Result<bool> {
+    let session = cfg.watchdog_session();
+    let own = stop_session_gracefully(cfg, &watchdog_tmux(cfg), &session, cfg.grace_period)?;
+    let legacy = stop_session_gracefully(cfg, &tmux_for(cfg), &session, cfg.grace_period)?;
+    Ok(own || legacy)
+}
+
+/// Start the watchdog in session `<prefix>watchdog` on its own tmux server (see
+/// [`watchdog_tmux`]), running this binary; it supervises the agents' server `tmux`.
 pub fn start_watchdog(cfg: &Config, tmux: &Tmux) -> Result<()> {
     ensure_dirs(cfg)?;
     let exe = std::env::current_exe().map_err(|e| {
@@ -241,11 +300,13 @@ pub fn start_watchdog(cfg: &Config, tmux: &Tmux) -> Result<()> {
     .map(String::from)
     .to_vec();
     let mut spec = NewSession::new(&session, &cfg.project_dir, Command::Argv(argv));
-    if let Some(socket) = tmux.socket() {
-        spec.env
-            .push(("ORCH_TMUX_SOCKET".into(), socket.to_string()));
-    }
-    tmux.new_session(&spec)?;
+    // The watchdog's server may have been started with another environment: name the agents'
+    // server explicitly (empty: the default server).
+    spec.env.push((
+        crate::tmux::SOCKET_ENV.into(),
+        tmux.socket().unwrap_or_default().to_string(),
+    ));
+    watchdog_tmux(cfg).new_session(&spec)?;
     Ok(())
 }
 
@@ -361,4 +422,22 @@ pub fn read_log_tail(path: &Path, lines: usize) -> std::io::Result<String> {
     let text = String::from_utf8_lossy(&text);
     let all: Vec<&str> = text.lines().collect();
     Ok(all[all.len().saturating_sub(lines)..].join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watchdog_socket_name;
+
+    #[test]
+    fn the_watchdog_server_sits_next_to_the_agents_one() {
+        assert_eq!(
+            watchdog_socket_name(Some("orch-x"), "x-"),
+            "orch-x-watchdog"
+        );
+        assert_eq!(
+            watchdog_socket_name(None, "my proj/"),
+            "orch-my_proj_watchdog"
+        );
+        assert_eq!(watchdog_socket_name(Some(""), "p-"), "orch-p-watchdog");
+    }
 }

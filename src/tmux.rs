@@ -294,14 +294,19 @@ impl Tmux {
 
     /// Every session's first pane, in one `list-panes -a` call; empty when no server runs.
     pub fn fleet(&self) -> Result<Fleet, TmuxError> {
+        Ok(self.fleet_if_running()?.unwrap_or_default())
+    }
+
+    /// The same snapshot, `None` when no server runs on this socket (or it is exiting).
+    pub fn fleet_if_running(&self) -> Result<Option<Fleet>, TmuxError> {
         let cmd =
             Cmdline::new("list-panes", "all sessions").args(["-a", "-F", fleet::FLEET_FORMAT]);
         match self.run(cmd, "", None) {
-            Ok(ran) => parse_fleet(&ran.stdout),
-            Err(TmuxError::NoSession { .. }) => Ok(Fleet::default()),
+            Ok(ran) => parse_fleet(&ran.stdout).map(Some),
+            Err(TmuxError::NoSession { .. }) => Ok(None),
             // A server whose last session just closed (it is exiting) has no target at all.
             Err(TmuxError::Failed { stderr, .. }) if stderr.contains("no current target") => {
-                Ok(Fleet::default())
+                Ok(None)
             }
             Err(err) => Err(err),
         }

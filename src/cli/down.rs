@@ -20,8 +20,7 @@ pub fn run(cfg: &Config, names: &[String], clean: bool) -> Result<ExitCode> {
     // The watchdog first, so it does not restart what is being stopped.
     if wanted("watchdog") {
         let session = cfg.watchdog_session();
-        let stopped = fleet::stop_session_gracefully(cfg, &tmux, &session, cfg.grace_period);
-        report("watchdog", &session, stopped)?;
+        report("watchdog", &session, fleet::stop_watchdog(cfg))?;
     }
     // Then everything else at once: each waits out its own grace period in parallel.
     let agents: Vec<_> = cfg.agents.iter().filter(|a| wanted(&a.name)).collect();

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::{Result, fleet, status};
 
 pub fn run(cfg: &Config, json: bool) -> Result<ExitCode> {
-    let snapshot = fleet::tmux_for(cfg).fleet()?;
+    let snapshot = fleet::snapshot(cfg)?;
     let report = status::gather(cfg, &snapshot);
     if json {
         let text = serde_json::to_string(&report)

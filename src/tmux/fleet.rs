@@ -63,6 +63,11 @@ impl Fleet {
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
     }
+
+    /// Adds (or replaces) one session's pane: to merge snapshots of two servers.
+    pub fn insert(&mut self, pane: PaneInfo) {
+        self.sessions.insert(pane.session.clone(), pane);
+    }
 }
 
 /// Parses the output of `list-panes -a -F FLEET_FORMAT`, keeping the first pane (lowest

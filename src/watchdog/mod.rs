@@ -7,6 +7,7 @@ mod pane_cache;
 mod phase_tick;
 pub mod policy;
 pub mod screen;
+pub mod server;
 mod stall;
 pub mod wake;
 
@@ -50,6 +51,9 @@ pub struct Watchdog {
     pane_cache: HashMap<String, pane_cache::CachedPane>,
     /// The same for the whole screens the classifier reads (a different capture size).
     screen_cache: HashMap<String, pane_cache::CachedPane>,
+    /// The live sessions of the agents' server at the last look (None: not running, or a loss
+    /// already handled); see server.rs.
+    server_live: Option<BTreeSet<String>>,
 }
 
 impl Watchdog {
@@ -71,6 +75,7 @@ impl Watchdog {
             policy_changes: std::cell::Cell::new(0),
             pane_cache: HashMap::new(),
             screen_cache: HashMap::new(),
+            server_live: None,
         })
     }
 
@@ -131,7 +136,7 @@ impl Watchdog {
         });
         // One snapshot of the server for the whole tick (policies, care, wakes, healing),
         // retaken only when the policy pass started or stopped a session.
-        let snapshot = self.fleet_snapshot();
+        let snapshot = self.server_tick();
         let fleet = if self.policy_tick(&before, snapshot.as_ref()) {
             self.fleet_snapshot()
         } else {

@@ -14,6 +14,7 @@ mod project;
 mod real_cli;
 mod sim;
 mod standalone;
+mod substrate;
 mod support;
 mod tmux;
 mod watchdog;
