@@ -10,6 +10,7 @@ use crate::tmux::{Command, DeliverOptions, NewSession, Tmux, TmuxError};
 use crate::{Error, Result, events::EventLog, state, workspace};
 
 pub mod records;
+pub mod redaction;
 pub mod screen;
 
 /// The tmux server of this config: `ORCH_TMUX_SOCKET`, else `tmux_socket`, else the default.
@@ -109,6 +110,7 @@ pub fn start_agent(
     let mut spec = NewSession::new(&plan.session, &plan.cwd, command);
     spec.env = plan.env.clone();
     spec.log = Some(cfg.session_log(&plan.session));
+    spec.log_filter = redaction::log_filter(&redaction::agent_secrets(&eff));
     spec.remain_on_exit = agent.restart.is_some();
     tmux.new_session(&spec)?;
     // Answer the first dialogs (auto_accept) before anything is typed; see watchdog/screen.rs.
@@ -215,6 +217,7 @@ pub fn start_service(cfg: &Config, tmux: &Tmux, svc: &Service) -> Result<()> {
     let mut spec = NewSession::new(&svc.session, &svc.dir, to_tmux(command));
     spec.env = env;
     spec.log = Some(cfg.session_log(&svc.session));
+    spec.log_filter = redaction::log_filter(&redaction::session_secrets(cfg, &svc.session));
     tmux.new_session(&spec)?;
     Ok(())
 }
@@ -382,6 +385,7 @@ fn save_scrollback(cfg: &Config, tmux: &Tmux, session: &str) {
             return;
         }
     };
+    let text = redaction::session_redactor(cfg, session).redact(&text);
     let path = cfg.log_dir.join(format!("{session}.scrollback.log"));
     let header = format!(
         "===== {session} stopped {} =====\n",
@@ -410,7 +414,10 @@ pub fn stop_agent(cfg: &Config, tmux: &Tmux, agent: &Agent) -> Result<bool> {
 
 /// Append to the event log; a failure to log is reported, never fatal.
 pub fn log_event(cfg: &Config, event: &str, fields: serde_json::Value) {
-    let result = EventLog::open(&cfg.log_dir).and_then(|log| log.append(event, fields));
+    let result = EventLog::open(&cfg.log_dir).and_then(|mut log| {
+        log.set_secrets(redaction::config_secrets(cfg));
+        log.append(event, fields)
+    });
     if let Err(e) = result {
         tracing::warn!("cannot append to {}: {e}", cfg.events_file().display());
     }

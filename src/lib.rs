@@ -13,6 +13,7 @@ pub mod handoff;
 pub mod hooks;
 pub mod phase;
 pub mod presets;
+pub mod redact;
 pub mod secrets;
 pub mod sim;
 pub mod state;

@@ -216,7 +216,11 @@ impl Tmux {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| io(dir, "creating the log directory", e))?;
             }
-            let sink = format!("cat >> {}", shell_words::quote(&log.to_string_lossy()));
+            let filter = match &spec.log_filter {
+                Some(argv) if !argv.is_empty() => format!("exec {}", shell_words::join(argv)),
+                _ => "exec cat".to_string(),
+            };
+            let sink = format!("{filter} >> {}", shell_words::quote(&log.to_string_lossy()));
             cmd = cmd.then("pipe-pane").args(["-o", "-t", &pane, &sink]);
         }
         self.run(cmd, &spec.name, None).map(drop)

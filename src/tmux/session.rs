@@ -27,6 +27,9 @@ pub struct NewSession {
     pub height: Option<u16>,
     /// Append the pane's output to this file (`pipe-pane -o`); its directory is created.
     pub log: Option<PathBuf>,
+    /// The argv of a filter the log goes through (`orch redact`): it reads the pane's output
+    /// on stdin, its stdout is appended to `log`. None: the output is appended as is.
+    pub log_filter: Option<Vec<String>>,
     /// Keep the pane (dead) after its process exits, so its status can be read.
     pub remain_on_exit: bool,
 }
@@ -41,6 +44,7 @@ impl NewSession {
             width: None,
             height: None,
             log: None,
+            log_filter: None,
             remain_on_exit: false,
         }
     }

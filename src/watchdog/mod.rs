@@ -58,8 +58,9 @@ pub struct Watchdog {
 
 impl Watchdog {
     fn new(config_path: PathBuf, cfg: Config) -> Result<Self> {
-        let events = EventLog::open(&cfg.log_dir)
+        let mut events = EventLog::open(&cfg.log_dir)
             .map_err(|e| Error::io(&cfg.log_dir, "opening the event log", e))?;
+        events.set_secrets(fleet::redaction::config_secrets(&cfg));
         Ok(Watchdog {
             config_path,
             tmux: fleet::tmux_for(&cfg),
@@ -101,6 +102,8 @@ impl Watchdog {
                     tracing::info!("config {} loads again", self.config_path.display());
                 }
                 self.tmux = fleet::tmux_for(&loaded.config);
+                self.events
+                    .set_secrets(fleet::redaction::config_secrets(&loaded.config));
                 self.cfg = loaded.config;
             }
             Err(e) => {
