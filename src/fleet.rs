@@ -9,6 +9,7 @@ use crate::config::{Agent, Config, Phase, Service};
 use crate::tmux::{Command, DeliverOptions, NewSession, Tmux, TmuxError};
 use crate::{Error, Result, events::EventLog, state, workspace};
 
+pub mod gc;
 pub mod records;
 pub mod redaction;
 pub mod screen;

@@ -85,6 +85,12 @@ pub fn run(cfg: &Config, names: &[String], clean: bool) -> Result<ExitCode> {
             }
         }
     }
+    if clean && names.is_empty() {
+        // Everything of the project is down: reap what it leaked (see `orch gc`).
+        if let Err(e) = super::gc::reap(cfg, false, super::gc::DEFAULT_DAYS) {
+            first_error.get_or_insert(e);
+        }
+    }
     match first_error {
         Some(e) => Err(e),
         None => Ok(ExitCode::SUCCESS),

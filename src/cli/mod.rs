@@ -153,7 +153,7 @@ pub enum Verb {
         #[arg(long)]
         dry_run: bool,
         /// Kickoff and scrollback files older than this many days are removed.
-        #[arg(long, default_value_t = 14)]
+        #[arg(long, default_value_t = gc::DEFAULT_DAYS)]
         older_than: u64,
     },
     /// Run the fleet as a systemd user service (`orch up`, then the watchdog kept alive across
