@@ -12,10 +12,10 @@ use serde_json::Value;
 
 use crate::backend::model_for;
 use crate::config::{Agent, Config, Watch};
-use crate::fleet::{records, screen};
 use crate::hooks::{self, HookSummary};
 use crate::phase;
 use crate::tmux::{Fleet, PaneInfo};
+use crate::fleet::{records, screen};
 
 pub use state::{ACTIVE_WINDOW_SECS, AgentState, Derived, Lifecycle, Observation, derive_state};
 pub use table::render_table_styled;

@@ -10,8 +10,8 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use model::*;
-pub use problem::Problem;
 pub use raw::parse_duration;
+pub use problem::Problem;
 
 use crate::{Error, Result};
 

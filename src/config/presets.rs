@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 
 use super::model::{Agent, Backend};
-use super::problem::Checker;
 use super::raw::RawBackend;
 use super::schema::Seg;
-use crate::detect::{ScreenRule, builtin_rules};
+use super::problem::Checker;
 use crate::presets::DialogAnswer;
+use crate::detect::{ScreenRule, builtin_rules};
 
 /// The backend's `screen_rules` (compiled, in order), then the rules of its preset.
 pub(super) fn screen_rules(

@@ -30,12 +30,7 @@ impl Checker<'_> {
         let span = schema::locate(self.doc, path);
         self.warnings.push(Problem { span, message });
     }
-    pub(super) fn regex(
-        &mut self,
-        path: &[Seg<'_>],
-        what: &str,
-        pattern: Option<&str>,
-    ) -> Option<Regex> {
+    pub(super) fn regex(&mut self, path: &[Seg<'_>], what: &str, pattern: Option<&str>) -> Option<Regex> {
         let pattern = pattern?;
         self.compiled(
             path,

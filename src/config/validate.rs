@@ -7,8 +7,8 @@ use std::time::Duration;
 use toml::de::DeTable;
 
 use super::model::*;
-use super::problem::{Checker, Problem};
 use super::raw::*;
+use super::problem::{Checker, Problem};
 use super::schema::Seg;
 
 mod looping;

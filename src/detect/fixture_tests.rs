@@ -8,7 +8,10 @@ use chrono::DateTime;
 use super::{ScreenState, builtin_rules, classify};
 
 fn fixtures_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tui"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tui"
+    ))
 }
 
 /// (file, class) for every INDEX.md table row whose file cell is one backticked path and

@@ -101,9 +101,7 @@ pub(super) fn pane_active(cfg: &Config, agent: &Agent, pane: &str, use_log: bool
         return true;
     }
     // A backend with screen rules: the classifier's `busy` is activity too.
-    if crate::fleet::screen::classify_text(b, pane)
-        .is_some_and(|c| c.state == detect::ScreenState::Busy)
-    {
+    if crate::fleet::screen::classify_text(b, pane).is_some_and(|c| c.state == detect::ScreenState::Busy) {
         return true;
     }
     b.footer_ui && use_log && written_within(&cfg.session_log(&agent.session), b.log_grace)

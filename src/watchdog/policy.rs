@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::Watchdog;
 use crate::config::{Agent, Config, Restart, RestartPolicy};
-use crate::fleet::records::{now_ms, record, update};
 use crate::tmux::Fleet;
+use crate::fleet::records::{now_ms, record, update};
 use crate::{events, fleet, phase};
 
 /// How long to wait for tmux to report a dead pane's exit status.

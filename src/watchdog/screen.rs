@@ -9,9 +9,7 @@ use super::Watchdog;
 use crate::config::Agent;
 use crate::detect::{Classification, ScreenState, classify};
 use crate::events::NEEDS_ATTENTION;
-use crate::fleet::screen::{
-    Attention, answer_dialog, attention_file, classify_session, load_attention, needs_human,
-};
+use crate::fleet::screen::{Attention, answer_dialog, attention_file, classify_session, load_attention, needs_human};
 use crate::tmux::{Fleet, PaneInfo};
 
 impl Watchdog {

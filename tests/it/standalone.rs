@@ -39,12 +39,7 @@ fn a_copied_binary_runs_init_validate_and_demo_from_an_empty_folder() {
 
     let out = run(&bin, &work, &["init"]);
     assert_ok(&out, "orch init");
-    for file in [
-        "agents.toml",
-        "prompts/kickoff.md",
-        "prompts/builder.md",
-        "prompts/adversary.md",
-    ] {
+    for file in ["agents.toml", "prompts/kickoff.md", "prompts/builder.md", "prompts/adversary.md"] {
         let text = std::fs::read_to_string(work.join(file)).unwrap_or_default();
         assert!(!text.trim().is_empty(), "orch init wrote no {file}");
     }
@@ -54,13 +49,7 @@ fn a_copied_binary_runs_init_validate_and_demo_from_an_empty_folder() {
     let out = run(
         &bin,
         tmp.path(),
-        &[
-            "demo",
-            "--dir",
-            demo_dir.to_str().unwrap(),
-            "--timeout",
-            "150",
-        ],
+        &["demo", "--dir", demo_dir.to_str().unwrap(), "--timeout", "150"],
     );
     assert_ok(&out, "orch demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
