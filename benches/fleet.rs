@@ -359,7 +359,8 @@ print(json.dumps({"wall_ms": (time.perf_counter() - t0) * 1000 / ticks, "cpu_ms"
         // The first (heavy, one capture per pane) tick and the runtime start; then count
         // TICKS light ticks.
         let n = std::fs::read_to_string(config).map_or(0, |t| t.matches("[[agent]]").count());
-        std::thread::sleep(Duration::from_millis(2000 + 10 * n as u64));
+        // The first heavy tick captures every pane once (about 25 ms each): wait it out.
+        std::thread::sleep(Duration::from_millis(2000 + 30 * n as u64));
         self.reset_tmux_log();
         let c0 = proc_cpu_ms(pid);
         std::thread::sleep(Duration::from_secs(window));

@@ -259,6 +259,21 @@ pub fn watchdog_tmux(cfg: &Config) -> Tmux {
 pub fn snapshot(cfg: &Config) -> Result<crate::tmux::Fleet> {
     let mut fleet = tmux_for(cfg).fleet()?;
     let session = cfg.watchdog_session();
+    if !fleet.contains(&session) && api_answers(cfg) {
+        // The watchdog's API socket accepts a connection: it runs, no second tmux call.
+        fleet.insert(crate::tmux::PaneInfo {
+            session,
+            pane_id: String::new(),
+            pid: None,
+            command: "orch".into(),
+            dead: false,
+            dead_status: None,
+            activity: None,
+            window_index: 0,
+            pane_index: 0,
+        });
+        return Ok(fleet);
+    }
     if !fleet.contains(&session) {
         match watchdog_tmux(cfg).fleet() {
             Ok(wd) => {
@@ -270,6 +285,12 @@ pub fn snapshot(cfg: &Config) -> Result<crate::tmux::Fleet> {
         }
     }
     Ok(fleet)
+}
+
+/// True when something accepts connections on the watchdog's API socket (`<log_dir>/orch.sock`,
+/// removed when the watchdog exits; a stale file refuses the connection).
+fn api_answers(cfg: &Config) -> bool {
+    std::os::unix::net::UnixStream::connect(cfg.log_dir.join("orch.sock")).is_ok()
 }
 
 /// Stop the watchdog gracefully wherever it runs (its own server, or the agents' one when an

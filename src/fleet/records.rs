@@ -101,4 +101,3 @@ pub fn parked(cfg: &Config, agent: &str) -> Option<&'static str> {
         None
     }
 }
-
