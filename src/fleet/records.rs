@@ -101,3 +101,4 @@ pub fn parked(cfg: &Config, agent: &str) -> Option<&'static str> {
         None
     }
 }
+

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::presets::dialog_answer;
 use crate::config::{Agent, Backend, Config, Delivery};
 use crate::detect::{Classification, ScreenState, classify};
 use crate::events::AUTO_ACCEPTED;
-use crate::presets::dialog_answer;
 use crate::tmux::Tmux;
 
 /// `<state_dir>/attention.json`: the open needs-attention episodes, by agent.
@@ -138,3 +138,4 @@ pub fn settle_start(cfg: &Config, tmux: &Tmux, agent: &Agent) -> Option<Classifi
     }
     last
 }
+
