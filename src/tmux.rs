@@ -137,7 +137,11 @@ impl Tmux {
             return Ok(ran);
         }
         let stderr = ran.stderr.trim();
-        if server_absent(stderr) || stderr.contains("can't find session") {
+        // "no current target": the server is exiting with its last session.
+        if server_absent(stderr)
+            || stderr.contains("can't find session")
+            || stderr.contains("no current target")
+        {
             return Err(TmuxError::NoSession {
                 verb: cmd.verb,
                 session: session.to_string(),

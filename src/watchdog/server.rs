@@ -18,11 +18,13 @@ pub enum Verdict {
     Lost(BTreeSet<String>),
 }
 
-/// Pure: the server is lost when it is not running now but ran live sessions at the last
-/// look. `last_live` is forgotten once a loss is handled, so a loss is reported once.
+/// Pure: the server is lost when it is not running now but ran at least two live sessions at
+/// the last look (all gone at once: a crash). A server whose one session ended exits with it
+/// (tmux does), which is that session's own exit for healing and policies to handle.
+/// `last_live` is forgotten once a loss is handled, so a loss is reported once.
 pub fn judge(last_live: Option<&BTreeSet<String>>, running: bool) -> Verdict {
     match last_live {
-        Some(live) if !running && !live.is_empty() => Verdict::Lost(live.clone()),
+        Some(live) if !running && live.len() >= 2 => Verdict::Lost(live.clone()),
         _ => Verdict::Quiet,
     }
 }
@@ -82,6 +84,13 @@ impl Watchdog {
     }
 
     fn recreate_server(&mut self, live: &BTreeSet<String>) {
+        let seq_done = self.cfg.sequence_complete_file().exists();
+        let (mut agents, services) = recreate_plan(&self.cfg, live, seq_done);
+        // Stopped on purpose, timed out or given up on in the meantime: they stay down.
+        agents.retain(|a| fleet::records::parked(&self.cfg, a).is_none());
+        if agents.is_empty() && services.is_empty() {
+            return;
+        }
         let socket = self.tmux.socket().unwrap_or("default").to_string();
         tracing::error!(
             socket,
@@ -96,8 +105,6 @@ impl Watchdog {
         self.pane_cache.clear();
         self.screen_cache.clear();
         self.idle_since.clear();
-        let seq_done = self.cfg.sequence_complete_file().exists();
-        let (agents, services) = recreate_plan(&self.cfg, live, seq_done);
         let current = phase::current(&self.cfg).cloned();
         for name in agents {
             let Some(agent) = self.cfg.agent(&name).cloned() else {
@@ -161,7 +168,12 @@ mod tests {
         assert_eq!(
             judge(Some(&BTreeSet::new()), false),
             Verdict::Quiet,
-            "nothing ran on it: it exited with its last session"
+            "nothing ran on it"
+        );
+        assert_eq!(
+            judge(Some(&set(&["p-a"])), false),
+            Verdict::Quiet,
+            "it exited with its last session"
         );
     }
 
