@@ -124,10 +124,8 @@ impl Redactor {
     /// otherwise hide a value containing quotes or backslashes from the match).
     pub fn redact_json(&self, value: &mut serde_json::Value) {
         match value {
-            serde_json::Value::String(s) => {
-                if self.re.is_match(s.as_bytes()) {
-                    *s = self.redact(s);
-                }
+            serde_json::Value::String(s) if self.re.is_match(s.as_bytes()) => {
+                *s = self.redact(s);
             }
             serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.redact_json(v)),
             serde_json::Value::Object(map) => map.values_mut().for_each(|v| self.redact_json(v)),

@@ -97,7 +97,7 @@ fn old_files(dir: &Path, keep: impl Fn(&str) -> bool, limit: Duration) -> Vec<Le
         })
         .map(|e| Leak::File { path: e.path() })
         .collect();
-    out.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+    out.sort_by_key(|a| a.to_string());
     out
 }
 
