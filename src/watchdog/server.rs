@@ -18,13 +18,17 @@ pub enum Verdict {
     Lost(BTreeSet<String>),
 }
 
-/// Pure: the server is lost when it is not running now but ran at least two live sessions at
-/// the last look (all gone at once: a crash). A server whose one session ended exits with it
+/// Pure: the server is lost when none of the at least two live sessions of the last look is
+/// there any more (all gone at once: a crash). A server whose one session ended exits with it
 /// (tmux does), which is that session's own exit for healing and policies to handle.
 /// `last_live` is forgotten once a loss is handled, so a loss is reported once.
-pub fn judge(last_live: Option<&BTreeSet<String>>, running: bool) -> Verdict {
+/// `now` is this look's live sessions (None: no server). A server that still answers but has
+/// none of them left (it is going down, or was started anew by someone) is lost too.
+pub fn judge(last_live: Option<&BTreeSet<String>>, now: Option<&BTreeSet<String>>) -> Verdict {
     match last_live {
-        Some(live) if !running && live.len() >= 2 => Verdict::Lost(live.clone()),
+        Some(live) if live.len() >= 2 && now.is_none_or(|n| n.is_disjoint(live)) => {
+            Verdict::Lost(live.clone())
+        }
         _ => Verdict::Quiet,
     }
 }
@@ -73,9 +77,10 @@ impl Watchdog {
                 return None;
             }
         };
-        let verdict = judge(self.server_live.as_ref(), observed.is_some());
+        let now = observed.as_ref().map(live_sessions);
+        let verdict = judge(self.server_live.as_ref(), now.as_ref());
         let Verdict::Lost(live) = verdict else {
-            self.server_live = observed.as_ref().map(live_sessions);
+            self.server_live = now;
             return Some(observed.unwrap_or_default());
         };
         self.server_live = None;
@@ -153,25 +158,41 @@ mod tests {
     #[test]
     fn a_server_that_ran_sessions_and_is_gone_is_lost() {
         let live = set(&["p-builder", "p-adversary"]);
-        assert_eq!(judge(Some(&live), false), Verdict::Lost(live.clone()));
+        assert_eq!(judge(Some(&live), None), Verdict::Lost(live.clone()));
     }
 
     #[test]
-    fn a_running_server_is_never_lost() {
-        assert_eq!(judge(Some(&set(&["p-builder"])), true), Verdict::Quiet);
-        assert_eq!(judge(None, true), Verdict::Quiet);
+    fn a_server_that_answers_without_any_of_its_sessions_is_lost_too() {
+        let live = set(&["p-builder", "p-adversary"]);
+        assert_eq!(
+            judge(Some(&live), Some(&BTreeSet::new())),
+            Verdict::Lost(live.clone())
+        );
+        assert_eq!(
+            judge(Some(&live), Some(&set(&["p-other"]))),
+            Verdict::Lost(live.clone())
+        );
+    }
+
+    #[test]
+    fn a_server_that_keeps_some_sessions_is_not_lost() {
+        assert_eq!(
+            judge(Some(&set(&["p-builder", "p-web"])), Some(&set(&["p-web"]))),
+            Verdict::Quiet
+        );
+        assert_eq!(judge(None, Some(&set(&["p-a"]))), Verdict::Quiet);
     }
 
     #[test]
     fn a_server_never_seen_or_already_handled_is_not_lost_again() {
-        assert_eq!(judge(None, false), Verdict::Quiet, "first look, or handled");
+        assert_eq!(judge(None, None), Verdict::Quiet, "first look, or handled");
         assert_eq!(
-            judge(Some(&BTreeSet::new()), false),
+            judge(Some(&BTreeSet::new()), None),
             Verdict::Quiet,
             "nothing ran on it"
         );
         assert_eq!(
-            judge(Some(&set(&["p-a"])), false),
+            judge(Some(&set(&["p-a"])), None),
             Verdict::Quiet,
             "it exited with its last session"
         );
