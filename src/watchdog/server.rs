@@ -22,7 +22,7 @@ pub enum Verdict {
 /// there any more (all gone at once: a crash). A server whose one session ended exits with it
 /// (tmux does), which is that session's own exit for healing and policies to handle.
 /// `last_live` is forgotten once a loss is handled, so a loss is reported once.
-/// `now` is this look's live sessions (None: no server). A server that still answers but has
+/// `now` is this look's sessions, live or dead (None: no server). A server that still answers but has
 /// none of them left (it is going down, or was started anew by someone) is lost too.
 pub fn judge(last_live: Option<&BTreeSet<String>>, now: Option<&BTreeSet<String>>) -> Verdict {
     match last_live {
@@ -77,10 +77,14 @@ impl Watchdog {
                 return None;
             }
         };
-        let now = observed.as_ref().map(live_sessions);
-        let verdict = judge(self.server_live.as_ref(), now.as_ref());
+        // Every session still there counts, a dead pane (kept by remain-on-exit) too: its
+        // server did not crash, its process exited (the restart policy's business).
+        let present: Option<BTreeSet<String>> = observed
+            .as_ref()
+            .map(|f| f.sessions().map(String::from).collect());
+        let verdict = judge(self.server_live.as_ref(), present.as_ref());
         let Verdict::Lost(live) = verdict else {
-            self.server_live = now;
+            self.server_live = observed.as_ref().map(live_sessions);
             return Some(observed.unwrap_or_default());
         };
         self.server_live = None;
