@@ -274,7 +274,7 @@ pub fn snapshot(cfg: &Config) -> Result<crate::tmux::Fleet> {
         });
         return Ok(fleet);
     }
-    if !fleet.contains(&session) {
+    if !fleet.contains(&session) && watchdog_server_socket_exists(cfg) {
         match watchdog_tmux(cfg).fleet() {
             Ok(wd) => {
                 if let Some(pane) = wd.get(&session) {
@@ -285,6 +285,21 @@ pub fn snapshot(cfg: &Config) -> Result<crate::tmux::Fleet> {
         }
     }
     Ok(fleet)
+}
+
+/// False when the watchdog's tmux server surely does not run: its socket file is absent (at
+/// `$TMUX_TMPDIR/tmux-<uid>/<name>`, as tmux places it), so no tmux call is needed to know.
+fn watchdog_server_socket_exists(cfg: &Config) -> bool {
+    let tmux = watchdog_tmux(cfg);
+    let Some(name) = tmux.socket() else {
+        return true;
+    };
+    let base = std::env::var_os("TMUX_TMPDIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    base.join(format!("tmux-{uid}")).join(name).exists()
 }
 
 /// True when something accepts connections on the watchdog's API socket (`<log_dir>/orch.sock`,
