@@ -19,7 +19,10 @@ project="$work/project"
 socket=""
 cleanup() {
   # Only the demo's own private server, and only if it outlived the demo.
-  if [ -n "$socket" ]; then tmux -L "$socket" kill-server 2>/dev/null || true; fi
+  if [ -n "$socket" ]; then
+    tmux -L "$socket" kill-server 2>/dev/null || true
+    tmux -L "$socket-watchdog" kill-server 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,6 +49,9 @@ if tmux -L "$socket" ls >/dev/null 2>&1; then
 fi
 if tmux -L "$socket" list-sessions -F x >/dev/null 2>&1 || tmux -L "$socket" info >/dev/null 2>&1; then
   fail "the demo's tmux server $socket is still running"
+fi
+if tmux -L "$socket-watchdog" list-sessions -F x >/dev/null 2>&1; then
+  fail "the demo's watchdog tmux server $socket-watchdog is still running"
 fi
 
 echo "smoke: PASS"

@@ -79,6 +79,9 @@ struct Row {
     ref_tick_cpu_ms: f64,
     wd_cpu_ms: f64,
     rss_mb: f64,
+    /// The real watchdog over the idle window: tmux processes per tick (ticks counted by
+    /// their one `list-panes`).
+    wd_tmux_per_tick: f64,
 }
 
 impl Bench {
@@ -149,7 +152,7 @@ impl Bench {
         std::fs::create_dir_all(&root).unwrap_or_default();
         let mut cfg = String::from(
             "[defaults]\nsession_prefix = \"b-\"\nlog_dir = \".orch\"\nbackend = \"sleeper\"\nwatch = \"heal\"\n\n\
-             [watchdog]\nsignal_interval = 1\nheavy_interval = 3600\n\n\
+             [watchdog]\nsignal_interval = 1\nheavy_interval = 1\n\n\
              [backend.sleeper]\nbin = \"sleep 1000\"\nprompt_delivery = \"exec\"\nprocess_name = \"sleep\"\n\
              limit_re = \"usage limit\"\n",
         );
@@ -248,7 +251,7 @@ impl Bench {
         };
         let (tick_wall_ms, tick_cpu_ms, tick_tmux) = self.lib_ticks(&config);
         let (ref_tick_wall_ms, ref_tick_cpu_ms) = self.ref_ticks(&config);
-        let (wd_cpu_ms, rss_mb) = self.watchdog_process(&orch, &config);
+        let (wd_cpu_ms, rss_mb, wd_tmux_per_tick) = self.watchdog_process(&orch, &config);
         Row {
             n,
             floor_ms,
@@ -262,6 +265,7 @@ impl Bench {
             ref_tick_cpu_ms,
             wd_cpu_ms,
             rss_mb,
+            wd_tmux_per_tick,
         }
     }
 
@@ -331,27 +335,39 @@ print(json.dumps({"wall_ms": (time.perf_counter() - t0) * 1000 / ticks, "cpu_ms"
         (f("wall_ms"), f("cpu_ms"))
     }
 
-    /// A real `orch watchdog` over TICKS light ticks: CPU per tick (self + reaped children,
-    /// from /proc/<pid>/stat) and its resident memory (VmRSS) at the end.
-    fn watchdog_process(&self, orch: &Path, config: &Path) -> (f64, f64) {
+    /// A real `orch watchdog` (signal_interval = heavy_interval = 1) over an idle window
+    /// (`ORCH_BENCH_IDLE_SECS`, default 60): CPU per tick (self + reaped children, from
+    /// /proc/<pid>/stat; the counting wrapper's `sh` included), its resident memory (VmRSS)
+    /// at the end, and tmux processes per tick.
+    fn watchdog_process(&self, orch: &Path, config: &Path) -> (f64, f64, f64) {
+        let window: u64 = std::env::var("ORCH_BENCH_IDLE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60);
         let Ok(mut child) = Command::new(orch)
             .arg("--config")
             .arg(config)
             .arg("watchdog")
+            .env("PATH", &self.wrapped_path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
         else {
-            return (f64::NAN, f64::NAN);
+            return (f64::NAN, f64::NAN, f64::NAN);
         };
         let pid = child.id();
         // The first (heavy, one capture per pane) tick and the runtime start; then count
         // TICKS light ticks.
         let n = std::fs::read_to_string(config).map_or(0, |t| t.matches("[[agent]]").count());
-        std::thread::sleep(Duration::from_millis(2000 + 10 * n as u64));
+        // The first heavy tick captures every pane once (about 25 ms each): wait it out.
+        std::thread::sleep(Duration::from_millis(2000 + 30 * n as u64));
+        self.reset_tmux_log();
         let c0 = proc_cpu_ms(pid);
-        std::thread::sleep(Duration::from_secs(TICKS as u64));
-        let cpu = (proc_cpu_ms(pid) - c0) / TICKS as f64;
+        std::thread::sleep(Duration::from_secs(window));
+        let log = std::fs::read_to_string(&self.tmux_log).unwrap_or_default();
+        let ticks = log.lines().filter(|l| *l == "list-panes").count().max(1);
+        let cpu = (proc_cpu_ms(pid) - c0) / ticks as f64;
+        let per_tick = log.lines().count() as f64 / ticks as f64;
         let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
             .and_then(|s| {
@@ -368,7 +384,7 @@ print(json.dumps({"wall_ms": (time.perf_counter() - t0) * 1000 / ticks, "cpu_ms"
         }
         let _ = child.kill();
         let _ = child.wait();
-        (cpu, rss)
+        (cpu, rss, per_tick)
     }
 }
 
@@ -453,12 +469,21 @@ fn print_tables(rows: &[Row]) {
     }
     println!("\nwatchdog light tick (per tick; ms; CPU includes tmux children)");
     println!(
-        "{:>5} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10} {:>10} {:>8}",
-        "N", "wall", "CPU", "tmux/tick", "ref wall", "ref CPU", "CPU ratio", "proc CPU", "RSS MB"
+        "{:>5} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10} {:>10} {:>8} {:>10}",
+        "N",
+        "wall",
+        "CPU",
+        "tmux/tick",
+        "ref wall",
+        "ref CPU",
+        "CPU ratio",
+        "proc CPU",
+        "RSS MB",
+        "proc tmux"
     );
     for r in rows {
         println!(
-            "{:>5} {:>9.2} {:>9.2} {:>10.1} {:>9.1} {:>9.1} {:>9.0}x {:>10.2} {:>8.1}",
+            "{:>5} {:>9.2} {:>9.2} {:>10.1} {:>9.1} {:>9.1} {:>9.0}x {:>10.2} {:>8.1} {:>10.2}",
             r.n,
             r.tick_wall_ms,
             r.tick_cpu_ms,
@@ -467,7 +492,8 @@ fn print_tables(rows: &[Row]) {
             r.ref_tick_cpu_ms,
             r.ref_tick_cpu_ms / r.tick_cpu_ms.max(0.01),
             r.wd_cpu_ms,
-            r.rss_mb
+            r.rss_mb,
+            r.wd_tmux_per_tick
         );
     }
     if let Some(r) = rows.iter().find(|r| r.n == 100) {
@@ -479,6 +505,16 @@ fn print_tables(rows: &[Row]) {
         );
         let xf = r.status_ms / r.floor_ms;
         println!("  status <= 3x the floor: {xf:.2}x {}", verdict(xf <= 3.0));
+        let per_tick = r.wd_tmux_per_tick;
+        println!(
+            "  idle watchdog <= 1.2 tmux calls per tick (heavy_interval = 1): {per_tick:.2} {}",
+            verdict(per_tick <= 1.2)
+        );
+        let proc_ratio = r.ref_tick_cpu_ms / r.wd_cpu_ms.max(0.01);
+        println!(
+            "  idle watchdog process >= 50x less CPU per tick than the reference: {proc_ratio:.0}x {}",
+            verdict(proc_ratio >= 50.0)
+        );
         let ratio = r.ref_tick_cpu_ms / r.tick_cpu_ms.max(0.01);
         println!(
             "  light tick >= 20x less CPU than the reference: {ratio:.0}x {}",

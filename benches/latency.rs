@@ -134,9 +134,12 @@ fn main() {
         ms.push(t0.elapsed().as_secs_f64() * 1000.0);
     }
     let _ = orch(&["down"]);
-    let _ = Command::new("tmux")
-        .args(["-L", &socket, "kill-server"])
-        .output();
+    // The agents' server and the watchdog's own one next to it.
+    for server in [socket.clone(), format!("{socket}-watchdog")] {
+        let _ = Command::new("tmux")
+            .args(["-L", &server, "kill-server"])
+            .output();
+    }
     if ms.is_empty() {
         return;
     }

@@ -405,7 +405,7 @@ fn metrics_text(shared: &Shared, m: &MetricsState) -> String {
 /// The status report, from one tmux call made off the runtime thread.
 async fn report(cfg: Config) -> Result<status::Report, String> {
     tokio::task::spawn_blocking(move || {
-        let snapshot = fleet::tmux_for(&cfg).fleet().map_err(|e| e.to_string())?;
+        let snapshot = fleet::snapshot(&cfg).map_err(|e| e.to_string())?;
         Ok(status::gather(&cfg, &snapshot))
     })
     .await

@@ -398,7 +398,7 @@ impl Cleanup {
 
     /// tmux leaves its socket file behind when the server exits: remove the demo's own (only
     /// a socket, only at the exact path `tmux -L` uses, only once the server is gone).
-    fn remove_socket_file(&self) {
+    fn remove_socket_file(&self, socket: &str) {
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
         let Ok(uid) = std::fs::metadata(&self.root).map(|m| m.uid()) else {
             return;
@@ -406,9 +406,9 @@ impl Cleanup {
         let base = std::env::var_os("TMUX_TMPDIR")
             .filter(|d| !d.is_empty())
             .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-        let path = base.join(format!("tmux-{uid}")).join(&self.socket);
+        let path = base.join(format!("tmux-{uid}")).join(socket);
         let is_socket = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket());
-        let alive = Tmux::new(Some(self.socket.clone()))
+        let alive = Tmux::new(Some(socket.to_string()))
             .fleet()
             .is_ok_and(|f| !f.is_empty());
         if is_socket && !alive {
@@ -433,16 +433,20 @@ impl Cleanup {
             }
             self.wait_watchdog_stopped(before);
         }
-        match Tmux::new(Some(self.socket.clone())).kill_server() {
-            Ok(killed) => {
-                if killed {
-                    println!("    killed the private tmux server {}", self.socket);
-                } else {
-                    println!("    no tmux server left on {}", self.socket);
+        // The agents' server and the watchdog's own one next to it.
+        let watchdog = crate::fleet::watchdog_socket_name(Some(&self.socket), "");
+        for socket in [self.socket.clone(), watchdog] {
+            match Tmux::new(Some(socket.clone())).kill_server() {
+                Ok(killed) => {
+                    if killed {
+                        println!("    killed the private tmux server {socket}");
+                    } else {
+                        println!("    no tmux server left on {socket}");
+                    }
+                    self.remove_socket_file(&socket);
                 }
-                self.remove_socket_file();
+                Err(e) => println!("    could not kill the tmux server {socket}: {e}"),
             }
-            Err(e) => println!("    could not kill the tmux server {}: {e}", self.socket),
         }
         if keep {
             println!("    kept {}", self.root.display());

@@ -73,7 +73,6 @@ pub const DESIGNED: &[&str] = &[
     "rotation_requested",
     "rotated",
     "rotation_failed",
-    "tmux_server_lost",
 ];
 
 /// A job was added (or retried). Fields: `id`, `profile`, `repo`, `after`.
@@ -91,6 +90,9 @@ pub const JOB_PR: &str = "job_pr";
 pub const HOST_UNREACHABLE: &str = "host_unreachable";
 /// A host that was unreachable answers again. Fields: `host`, `down_secs`.
 pub const HOST_BACK: &str = "host_back";
+/// The agents' tmux server vanished (crash, OOM kill); logged once, then every session that
+/// ran on it is recreated (`healed`, `reason = "server_lost"`). Fields: `socket`, `sessions`.
+pub const TMUX_SERVER_LOST: &str = "tmux_server_lost";
 
 /// Every event name DESIGN.md defines.
 pub const ALL: &[&str] = &[
@@ -126,12 +128,16 @@ pub const ALL: &[&str] = &[
     JOB_PR,
     HOST_UNREACHABLE,
     HOST_BACK,
+    TMUX_SERVER_LOST,
 ];
 
 /// Appends events to `<log_dir>/events.jsonl`.
 #[derive(Debug, Clone)]
 pub struct EventLog {
     path: PathBuf,
+    /// Secret values replaced in every string field (token shapes always are).
+    redactor: Option<std::sync::Arc<crate::redact::Redactor>>,
+    secrets: Vec<(String, String)>,
 }
 
 impl EventLog {
@@ -140,7 +146,18 @@ impl EventLog {
         fs::create_dir_all(log_dir)?;
         Ok(EventLog {
             path: log_dir.join(EVENTS_FILE),
+            redactor: None,
+            secrets: Vec::new(),
         })
+    }
+
+    /// Redact these `(NAME, value)` secrets (every agent's `env` and `secrets_dir`) from every
+    /// event from now on; the filter is rebuilt only when the list changed.
+    pub fn set_secrets(&mut self, secrets: Vec<(String, String)>) {
+        if secrets != self.secrets || self.redactor.is_none() {
+            self.redactor = Some(std::sync::Arc::new(crate::redact::Redactor::new(&secrets)));
+            self.secrets = secrets;
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -151,7 +168,11 @@ impl EventLog {
     /// O_APPEND file, so concurrent writers never interleave within a line. `fields` should be
     /// an object (its `ts`/`event` keys are ignored); null adds nothing; any other value is
     /// stored under `data`.
-    pub fn append(&self, event: &str, fields: Value) -> io::Result<()> {
+    pub fn append(&self, event: &str, mut fields: Value) -> io::Result<()> {
+        match &self.redactor {
+            Some(r) => r.redact_json(&mut fields),
+            None => crate::redact::Redactor::tokens_only().redact_json(&mut fields),
+        }
         let line = render_line(&now_rfc3339(), event, fields)?;
         let mut file = OpenOptions::new()
             .create(true)

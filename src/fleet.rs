@@ -9,9 +9,11 @@ use crate::config::{Agent, Config, Phase, Service};
 use crate::tmux::{Command, DeliverOptions, NewSession, Tmux, TmuxError};
 use crate::{Error, Result, events::EventLog, state, workspace};
 
+pub mod gc;
 pub mod hosts;
 pub mod pings;
 pub mod records;
+pub mod redaction;
 pub mod render;
 pub mod screen;
 pub mod stop;
@@ -142,6 +144,9 @@ pub fn start_agent_by(
     let mut spec = NewSession::new(&plan.session, &plan.cwd, command);
     spec.env = plan.env.clone();
     spec.log = Some(cfg.log_of(&agent.name));
+    if cfg.host_dir_of(&agent.name).is_none() {
+        spec.log_filter = redaction::log_filter(&redaction::agent_secrets(&eff));
+    }
     spec.remain_on_exit = keep_dead;
     tmux.new_session(&spec)?;
     // Answer the first dialogs (auto_accept) before anything is typed; see watchdog/screen.rs.
@@ -258,11 +263,109 @@ pub fn start_service(cfg: &Config, tmux: &Tmux, svc: &Service) -> Result<()> {
     let mut spec = NewSession::new(&svc.session, &svc.dir, to_tmux(command));
     spec.env = env;
     spec.log = Some(cfg.log_of(&svc.name));
+    if cfg.host_dir_of(&svc.name).is_none() {
+        spec.log_filter = redaction::log_filter(&redaction::session_secrets(cfg, &svc.session));
+    }
     tmux.new_session(&spec)?;
     Ok(())
 }
 
-/// Start the watchdog in session `<prefix>watchdog`, running this binary.
+/// The name of the watchdog's own tmux server: `<agents' socket>-watchdog`, or
+/// `orch-<prefix>watchdog` when the agents run on the default server. Pure.
+pub fn watchdog_socket_name(agents_socket: Option<&str>, session_prefix: &str) -> String {
+    match agents_socket.filter(|s| !s.is_empty()) {
+        Some(socket) => format!("{socket}-watchdog"),
+        None => {
+            let prefix: String = session_prefix
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("orch-{prefix}watchdog")
+        }
+    }
+}
+
+/// The watchdog's own tmux server, next to the agents' one, so that a crash of the agents'
+/// server (`tmux kill-server`, an OOM kill) cannot take the supervisor down with it.
+pub fn watchdog_tmux(cfg: &Config) -> Tmux {
+    let agents = tmux_for(cfg);
+    Tmux::new(Some(watchdog_socket_name(
+        agents.socket(),
+        &cfg.session_prefix,
+    )))
+}
+
+/// The agents' server snapshot with the watchdog's session (on its own server, or on the
+/// agents' one when an older orch started it there) merged in: what `status` and `up` read.
+pub fn snapshot(cfg: &Config) -> Result<crate::tmux::Fleet> {
+    let mut fleet = tmux_for(cfg).fleet()?;
+    let session = cfg.watchdog_session();
+    if !fleet.contains(&session) && api_answers(cfg) {
+        // The watchdog's API socket accepts a connection: it runs, no second tmux call.
+        fleet.insert(crate::tmux::PaneInfo {
+            session,
+            pane_id: String::new(),
+            pid: None,
+            command: "orch".into(),
+            dead: false,
+            dead_status: None,
+            activity: None,
+            window_index: 0,
+            pane_index: 0,
+        });
+        return Ok(fleet);
+    }
+    if !fleet.contains(&session) && watchdog_server_socket_exists(cfg) {
+        match watchdog_tmux(cfg).fleet() {
+            Ok(wd) => {
+                if let Some(pane) = wd.get(&session) {
+                    fleet.insert(pane.clone());
+                }
+            }
+            Err(e) => tracing::warn!("cannot list the watchdog's tmux server: {e}"),
+        }
+    }
+    Ok(fleet)
+}
+
+/// False when the watchdog's tmux server surely does not run: its socket file is absent (at
+/// `$TMUX_TMPDIR/tmux-<uid>/<name>`, as tmux places it), so no tmux call is needed to know.
+fn watchdog_server_socket_exists(cfg: &Config) -> bool {
+    let tmux = watchdog_tmux(cfg);
+    let Some(name) = tmux.socket() else {
+        return true;
+    };
+    let base = std::env::var_os("TMUX_TMPDIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    base.join(format!("tmux-{uid}")).join(name).exists()
+}
+
+/// True when something accepts connections on the watchdog's API socket (`<log_dir>/orch.sock`,
+/// removed when the watchdog exits; a stale file refuses the connection).
+fn api_answers(cfg: &Config) -> bool {
+    std::os::unix::net::UnixStream::connect(cfg.log_dir.join("orch.sock")).is_ok()
+}
+
+/// Stop the watchdog gracefully wherever it runs (its own server, or the agents' one when an
+/// older orch started it there); `false` when it was not running.
+pub fn stop_watchdog(cfg: &Config) -> Result<bool> {
+    let session = cfg.watchdog_session();
+    let own = stop_session_gracefully(cfg, &watchdog_tmux(cfg), &session, cfg.grace_period)?;
+    let legacy = stop_session_gracefully(cfg, &tmux_for(cfg), &session, cfg.grace_period)?;
+    Ok(own || legacy)
+}
+
+/// Start the watchdog in session `<prefix>watchdog` on its own tmux server (see
+/// [`watchdog_tmux`]), running this binary; it supervises the agents' server `tmux`.
 pub fn start_watchdog(cfg: &Config, tmux: &Tmux) -> Result<()> {
     ensure_dirs(cfg)?;
     let exe = std::env::current_exe().map_err(|e| {
@@ -284,11 +387,13 @@ pub fn start_watchdog(cfg: &Config, tmux: &Tmux) -> Result<()> {
     .map(String::from)
     .to_vec();
     let mut spec = NewSession::new(&session, &cfg.project_dir, Command::Argv(argv));
-    if let Some(socket) = tmux.socket() {
-        spec.env
-            .push(("ORCH_TMUX_SOCKET".into(), socket.to_string()));
-    }
-    tmux.new_session(&spec)?;
+    // The watchdog's server may have been started with another environment: name the agents'
+    // server explicitly (empty: the default server).
+    spec.env.push((
+        crate::tmux::SOCKET_ENV.into(),
+        tmux.socket().unwrap_or_default().to_string(),
+    ));
+    watchdog_tmux(cfg).new_session(&spec)?;
     Ok(())
 }
 
@@ -373,6 +478,7 @@ fn save_scrollback(cfg: &Config, tmux: &Tmux, session: &str) {
             return;
         }
     };
+    let text = redaction::session_redactor(cfg, session).redact(&text);
     let path = cfg.log_dir.join(format!("{session}.scrollback.log"));
     let header = format!(
         "===== {session} stopped {} =====\n",
@@ -402,7 +508,10 @@ pub fn stop_agent(cfg: &Config, tmux: &Tmux, agent: &Agent) -> Result<bool> {
 
 /// Append to the event log; a failure to log is reported, never fatal.
 pub fn log_event(cfg: &Config, event: &str, fields: serde_json::Value) {
-    let result = EventLog::open(&cfg.log_dir).and_then(|log| log.append(event, fields));
+    let result = EventLog::open(&cfg.log_dir).and_then(|mut log| {
+        log.set_secrets(redaction::config_secrets(cfg));
+        log.append(event, fields)
+    });
     if let Err(e) = result {
         tracing::warn!("cannot append to {}: {e}", cfg.events_file().display());
     }
@@ -414,4 +523,22 @@ pub fn read_log_tail(path: &Path, lines: usize) -> std::io::Result<String> {
     let text = String::from_utf8_lossy(&text);
     let all: Vec<&str> = text.lines().collect();
     Ok(all[all.len().saturating_sub(lines)..].join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watchdog_socket_name;
+
+    #[test]
+    fn the_watchdog_server_sits_next_to_the_agents_one() {
+        assert_eq!(
+            watchdog_socket_name(Some("orch-x"), "x-"),
+            "orch-x-watchdog"
+        );
+        assert_eq!(
+            watchdog_socket_name(None, "my proj/"),
+            "orch-my_proj_watchdog"
+        );
+        assert_eq!(watchdog_socket_name(Some(""), "p-"), "orch-p-watchdog");
+    }
 }

@@ -18,6 +18,7 @@ pub mod notify;
 pub mod phase;
 pub mod presets;
 pub mod proctree;
+pub mod redact;
 pub mod report;
 pub mod secrets;
 pub mod sim;

@@ -21,7 +21,7 @@ pub use places::{HostPlace, REMOTE_TIMEOUT_ENV};
 pub use session::{Command, NewSession};
 
 use exec::{Cmdline, Ran, Runner};
-use session::{validate_env_key, validate_name};
+use session::validate_name;
 
 /// The environment variable that overrides the config's `tmux_socket`.
 pub const SOCKET_ENV: &str = "ORCH_TMUX_SOCKET";
@@ -154,7 +154,11 @@ impl Tmux {
             return Ok(ran);
         }
         let stderr = ran.stderr.trim();
-        if server_absent(stderr) || stderr.contains("can't find session") {
+        // "no current target": the server is exiting with its last session.
+        if server_absent(stderr)
+            || stderr.contains("can't find session")
+            || stderr.contains("no current target")
+        {
             return Err(TmuxError::NoSession {
                 verb: cmd.verb,
                 session: session.to_string(),
@@ -211,20 +215,40 @@ impl Tmux {
             .arg(spec.width.unwrap_or(DEFAULT_WIDTH).to_string())
             .arg("-y")
             .arg(spec.height.unwrap_or(DEFAULT_HEIGHT).to_string());
-        for (key, value) in &spec.env {
-            validate_env_key(&spec.name, key)?;
-            cmd = cmd.arg("-e").arg(format!("{key}={value}"));
-        }
-        cmd = match &spec.command {
-            Command::Shell(line) => cmd.arg(line),
-            // tmux hands a single argument to `sh -c`: quote it so it stays one word.
-            Command::Argv(argv) if argv.is_empty() => {
-                return Err(TmuxError::EmptyCommand {
-                    session: spec.name.clone(),
-                });
+        // The env goes through a private file the pane sources and deletes: a value given
+        // with `-e` would show in this tmux client's argv (`ps`) while it runs.
+        let env = session::env_text(spec)?;
+        let mut env_file = None;
+        cmd = if env.is_empty() {
+            match &spec.command {
+                Command::Shell(line) => cmd.arg(line),
+                // tmux hands a single argument to `sh -c`: quote it so it stays one word.
+                Command::Argv(argv) if argv.is_empty() => {
+                    return Err(TmuxError::EmptyCommand {
+                        session: spec.name.clone(),
+                    });
+                }
+                Command::Argv(argv) if argv.len() == 1 => cmd.arg(shell_words::quote(&argv[0])),
+                Command::Argv(argv) => cmd.arg("--").args(argv),
             }
-            Command::Argv(argv) if argv.len() == 1 => cmd.arg(shell_words::quote(&argv[0])),
-            Command::Argv(argv) => cmd.arg("--").args(argv),
+        } else {
+            let fallback = spec
+                .log
+                .as_ref()
+                .and_then(|l| l.parent())
+                .unwrap_or(&spec.cwd);
+            let dir = session::env_dir(fallback);
+            let file = session::write_env_file(&dir, &spec.name, &env)
+                .map_err(|e| io(&dir, "writing the session's env file", e))?;
+            let wrapped = session::env_wrapped(spec, &file);
+            env_file = Some(file);
+            match wrapped {
+                Ok(argv) => cmd.arg("--").args(argv),
+                Err(e) => {
+                    remove_env_file(env_file.as_deref());
+                    return Err(e);
+                }
+            }
         };
         if spec.remain_on_exit {
             cmd = cmd
@@ -236,10 +260,18 @@ impl Tmux {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| io(dir, "creating the log directory", e))?;
             }
-            let sink = format!("cat >> {}", shell_words::quote(&log.to_string_lossy()));
+            let filter = match &spec.log_filter {
+                Some(argv) if !argv.is_empty() => format!("exec {}", shell_words::join(argv)),
+                _ => "exec cat".to_string(),
+            };
+            let sink = format!("{filter} >> {}", shell_words::quote(&log.to_string_lossy()));
             cmd = cmd.then("pipe-pane").args(["-o", "-t", &pane, &sink]);
         }
-        self.run(cmd, &spec.name, None).map(drop)
+        let ran = self.run(cmd, &spec.name, None).map(drop);
+        if ran.is_err() {
+            remove_env_file(env_file.as_deref());
+        }
+        ran
     }
 
     /// Kills the session called exactly `name`; `Ok(false)` if it was not there.
@@ -324,17 +356,30 @@ impl Tmux {
 
     /// The fleet of this handle's own server only.
     fn fleet_here(&self) -> Result<Fleet, TmuxError> {
+        Ok(self.fleet_if_running()?.unwrap_or_default())
+    }
+
+    /// This handle's own server's snapshot (hosts not asked), `None` when no server runs on
+    /// this socket (or it is exiting).
+    pub fn fleet_if_running(&self) -> Result<Option<Fleet>, TmuxError> {
         let cmd =
             Cmdline::new("list-panes", "all sessions").args(["-a", "-F", fleet::FLEET_FORMAT]);
         match self.run(cmd, "", None) {
-            Ok(ran) => parse_fleet(&ran.stdout),
-            Err(TmuxError::NoSession { .. }) => Ok(Fleet::default()),
+            Ok(ran) => parse_fleet(&ran.stdout).map(Some),
+            Err(TmuxError::NoSession { .. }) => Ok(None),
             // A server whose last session just closed (it is exiting) has no target at all.
             Err(TmuxError::Failed { stderr, .. }) if stderr.contains("no current target") => {
-                Ok(Fleet::default())
+                Ok(None)
             }
             Err(err) => Err(err),
         }
+    }
+}
+
+/// Removes an env file no pane will read (its session did not start).
+fn remove_env_file(path: Option<&Path>) {
+    if let Some(p) = path {
+        let _ = std::fs::remove_file(p);
     }
 }
 

@@ -153,6 +153,33 @@ pub fn remove_worktree(cfg: &Config, agent: &str) -> Result<bool, WorkspaceError
     Ok(true)
 }
 
+/// The agents of every `orch/<agent>` branch of the project repo (none outside a git repo).
+pub fn orch_branches(cfg: &Config) -> Vec<String> {
+    let Ok(repo) = project_repo(cfg) else {
+        return Vec::new();
+    };
+    git(
+        &repo,
+        &[
+            "for-each-ref",
+            "--format=%(refname:short)",
+            "refs/heads/orch/",
+        ],
+    )
+    .map(|out| {
+        out.lines()
+            .filter_map(|l| l.trim().strip_prefix("orch/").map(String::from))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Delete branch `orch/<agent>` (`-D`: its commits may be unmerged; the agent is gone).
+pub fn delete_branch(cfg: &Config, agent: &str) -> Result<(), WorkspaceError> {
+    let repo = project_repo(cfg)?;
+    git(&repo, &["branch", "-D", &worktree_branch(agent)]).map(drop)
+}
+
 /// Fill `${VAR}` from `env` and `${agent.name}` / `${agent.session}` / `${agent.dir}`; a
 /// `${...}` naming nothing known is left as written (files may hold shell snippets).
 pub fn interpolate(text: &str, env: &[(String, String)], agent: &Agent) -> String {

@@ -20,8 +20,7 @@ pub fn run(cfg: &Config, names: &[String], clean: bool) -> Result<ExitCode> {
     // The watchdog first, so it does not restart what is being stopped.
     if wanted("watchdog") {
         let session = cfg.watchdog_session();
-        let stopped = fleet::stop_session_gracefully(cfg, &tmux, &session, cfg.grace_period);
-        report("watchdog", &session, stopped)?;
+        report("watchdog", &session, fleet::stop_watchdog(cfg))?;
     }
     // Then everything else at once: each waits out its own grace period in parallel, and each
     // line is printed as soon as that one is stopped.
@@ -157,6 +156,12 @@ pub fn run(cfg: &Config, names: &[String], clean: bool) -> Result<ExitCode> {
                     )));
                 }
             }
+        }
+    }
+    if clean && names.is_empty() {
+        // Everything of the project is down: reap what it leaked (see `orch gc`).
+        if let Err(e) = super::gc::reap(cfg, false, super::gc::DEFAULT_DAYS) {
+            first_error.get_or_insert(e);
         }
     }
     match first_error {

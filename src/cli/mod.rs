@@ -5,13 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::Result;
+use crate::{Error, Result};
 
 mod attach;
 mod classify;
 mod completions;
 mod down;
 mod events;
+mod gc;
 mod hosts;
 mod init;
 mod job;
@@ -21,6 +22,7 @@ mod phase;
 mod report;
 mod restart;
 mod send;
+mod service;
 mod status;
 mod top;
 mod up;
@@ -261,6 +263,34 @@ pub enum Verb {
     /// The simulated agent run headless, printing a real CLI's output shape (tests).
     #[command(hide = true)]
     SimHeadless(crate::sim::headless::HeadlessArgs),
+    /// The session log filter tmux's pipe-pane runs: stdin redacted to stdout.
+    #[command(hide = true)]
+    Redact {
+        /// A JSON file of `[NAME, value]` secret pairs, deleted once read.
+        #[arg(long)]
+        secrets_file: Option<PathBuf>,
+    },
+    /// Remove what this project leaked: sessions on its tmux servers that no agent or service
+    /// of the config owns, worktrees and `orch/<agent>` branches of agents no longer in the
+    /// config, kickoff and scrollback files older than --older-than days.
+    ///
+    /// Example: orch gc --dry-run
+    Gc {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Kickoff and scrollback files older than this many days are removed.
+        #[arg(long, default_value_t = gc::DEFAULT_DAYS)]
+        older_than: u64,
+    },
+    /// Run the fleet as a systemd user service (`orch up`, then the watchdog kept alive across
+    /// logins and reboots); where systemd is absent, print the unit and where to put it.
+    ///
+    /// Example: orch service install --user
+    Service {
+        #[command(subcommand)]
+        action: service::Action,
+    },
 }
 
 /// Run one parsed command line.
@@ -289,6 +319,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => classify::run(&cli.config, &backend, json, file.as_ref()),
         Verb::Sim(args) => crate::sim::run(args),
         Verb::SimHeadless(args) => crate::sim::headless::run(args),
+        Verb::Redact { secrets_file } => crate::redact::run_filter(secrets_file.as_deref())
+            .map(|_| ExitCode::SUCCESS)
+            .map_err(|e| Error::Runtime(format!("orch redact: {e}"))),
+        Verb::Gc {
+            dry_run,
+            older_than,
+        } => gc::run(&load(&cli.config)?, dry_run, older_than),
+        Verb::Service { action } => service::run(&cli.config, action),
         Verb::Hook { event } => Ok(crate::hooks::run(&event)),
         Verb::Demo(args) => crate::demo::run(args),
         Verb::Watchdog => crate::watchdog::run(&cli.config),

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::{Result, fleet, status};
 
 pub fn run(cfg: &Config, json: bool) -> Result<ExitCode> {
-    let snapshot = fleet::tmux_for(cfg).fleet()?;
+    let snapshot = fleet::snapshot(cfg)?;
     let report = status::gather(cfg, &snapshot);
     // What needs a person comes first: a top-level `attention` array, lines above the table.
     let attention = status::attention::list(cfg, &report);

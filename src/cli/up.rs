@@ -9,7 +9,7 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
     check_names(cfg, names)?;
     let tmux = fleet::tmux_for(cfg);
     let wanted = |n: &str| names.is_empty() || names.iter().any(|x| x == n);
-    let running = tmux.fleet()?;
+    let running = fleet::snapshot(cfg)?;
     let agents: Vec<_> = cfg
         .agents
         .iter()

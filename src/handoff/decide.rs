@@ -39,6 +39,9 @@ pub struct HandoffMemory {
     /// md5 (hex) of each inbox's last pinged content, by index in `[loop.handoff].inboxes`;
     /// None when the inbox was absent or empty.
     pub inboxes: Vec<Option<String>>,
+    /// The baseline was taken while origin/main did not exist yet (an empty remote): every
+    /// commit that appears later is new, the very first one included.
+    pub empty_baseline: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +80,8 @@ pub struct PingDecision {
 /// - `commits`: what arrived since `mem.tip` (from `commits_between`), oldest first.
 /// - `inbox_contents`: each inbox's pushed content, by index (None = absent).
 ///
-/// Rules: with no remembered tip the new tip is only recorded (the baseline), no commit pings.
+/// Rules: with no remembered tip the new tip is only recorded (the baseline), no commit pings,
+/// unless the baseline saw an empty remote (`empty_baseline`): then every commit is new.
 /// Otherwise, when the tip moved, all claim-matching commits give ONE claim ping naming them,
 /// likewise review (a commit may match both). Inboxes are checked on every look, baseline
 /// included (as the reference does): a non-empty inbox whose md5 differs from the remembered one
@@ -95,9 +99,15 @@ pub fn decide(
     let mut next = HandoffMemory {
         tip: mem.tip.clone(),
         inboxes: Vec::with_capacity(inbox_contents.len()),
+        // Looked, and the remote is still empty: what comes next is new.
+        empty_baseline: mem.tip.is_none() && (mem.empty_baseline || new_tip.is_none()),
     };
     if let Some(tip) = new_tip {
-        let moved = mem.tip.as_deref().is_some_and(|old| old != tip);
+        let moved = match mem.tip.as_deref() {
+            Some(old) => old != tip,
+            None => mem.empty_baseline,
+        };
+        next.empty_baseline = false;
         if moved {
             for (reason, pattern) in [(PingReason::Claim, claim), (PingReason::Review, review)] {
                 let matched: Vec<String> = commits
@@ -158,6 +168,7 @@ mod tests {
         HandoffMemory {
             tip: Some(tip.into()),
             inboxes: vec![],
+            empty_baseline: false,
         }
     }
 
@@ -228,6 +239,27 @@ mod tests {
     }
 
     #[test]
+    fn the_first_commit_of_a_remote_empty_at_the_baseline_pings() {
+        let (c, r) = patterns();
+        // The baseline looks at an empty remote: nothing to ping, but it remembers that.
+        let (pings, mem) = decide(&HandoffMemory::default(), None, &[], &c, &r, &[]);
+        assert!(pings.is_empty());
+        assert!(mem.empty_baseline, "{mem:?}");
+        // Still empty at the next look: still remembered.
+        let (_, mem) = decide(&mem, None, &[], &c, &r, &[]);
+        assert!(mem.empty_baseline);
+        // The very first commit is a claim: it pings, and the tip is remembered from now on.
+        let commits = [commit("c1", "claim: p1")];
+        let (pings, mem) = decide(&mem, Some("c1"), &commits, &c, &r, &[]);
+        assert_eq!(pings.len(), 1, "{pings:?}");
+        assert_eq!(pings[0].commits, vec!["c1".to_string()]);
+        assert_eq!(
+            (mem.tip.as_deref(), mem.empty_baseline),
+            (Some("c1"), false)
+        );
+    }
+
+    #[test]
     fn a_missing_ref_keeps_the_remembered_tip() {
         let (c, r) = patterns();
         let (pings, mem) = decide(&at("a0"), None, &[], &c, &r, &[]);
@@ -242,6 +274,7 @@ mod tests {
         let mem0 = HandoffMemory {
             tip: Some("a0".into()),
             inboxes: vec![None, None],
+            empty_baseline: false,
         };
         // inbox 1 appears: one ping, for index 1.
         let (pings, mem1) = decide(&mem0, Some("a0"), &[], &c, &r, &[None, note.clone()]);
@@ -277,6 +310,7 @@ mod tests {
         let mem = HandoffMemory {
             tip: None,
             inboxes: vec![Some(md5_hex(b"x"))],
+            empty_baseline: false,
         };
         let (pings, next) = decide(&mem, None, &[], &c, &r, &[Some(Vec::new())]);
         assert!(pings.is_empty());
@@ -311,6 +345,7 @@ mod tests {
         let mem = HandoffMemory {
             tip: Some("abc".into()),
             inboxes: vec![None, Some("ff".into())],
+            empty_baseline: false,
         };
         let text = serde_json::to_string(&mem).unwrap();
         assert_eq!(serde_json::from_str::<HandoffMemory>(&text).unwrap(), mem);

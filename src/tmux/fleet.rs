@@ -105,7 +105,8 @@ impl Fleet {
         &self.hosts
     }
 
-    pub(crate) fn insert(&mut self, pane: PaneInfo) {
+    /// Adds (or replaces) one session's pane: to merge snapshots of two servers.
+    pub fn insert(&mut self, pane: PaneInfo) {
         self.sessions.insert(pane.session.clone(), pane);
     }
 

@@ -45,7 +45,8 @@ pub fn record_baseline(
     repo: &Path,
     keep_existing: bool,
 ) -> Result<(), handoff::GitError> {
-    if keep_existing && load_memory(cfg).tip.is_some() {
+    let mem = load_memory(cfg);
+    if keep_existing && (mem.tip.is_some() || mem.empty_baseline) {
         return Ok(());
     }
     baseline(cfg, repo, false)
@@ -64,6 +65,8 @@ pub(super) fn baseline(
         load_memory(cfg)
     };
     mem.tip = handoff::tip(repo, ORIGIN_MAIN)?;
+    // An empty remote: its very first commit (a claim, say) is new, not the baseline.
+    mem.empty_baseline = mem.tip.is_none();
     save_memory(cfg, &mem);
     super::redeliver::clear(cfg);
     Ok(())
@@ -181,6 +184,8 @@ fn observe(
     let tip = handoff::tip(repo, ORIGIN_MAIN)?;
     let commits = match (&tip, &mem.tip) {
         (Some(t), Some(old)) if t != old => handoff::commits_between(repo, Some(old), t)?,
+        // The remote was empty at the baseline: all of its history is new.
+        (Some(t), None) if mem.empty_baseline => handoff::commits_between(repo, None, t)?,
         _ => Vec::new(),
     };
     let inboxes = h

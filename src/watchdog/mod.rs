@@ -12,6 +12,7 @@ mod phase_tick;
 pub mod policy;
 mod redeliver;
 pub mod screen;
+pub mod server;
 mod stall;
 pub mod wake;
 
@@ -61,12 +62,16 @@ pub struct Watchdog {
     read_dead: std::collections::HashSet<String>,
     /// Hosts that did not answer, and since when (`host_unreachable` logged once each).
     hosts_down: HashMap<String, Instant>,
+    /// The live sessions of the agents' server at the last look (None: not running, or a loss
+    /// already handled); see server.rs.
+    server_live: Option<BTreeSet<String>>,
 }
 
 impl Watchdog {
     fn new(config_path: PathBuf, cfg: Config) -> Result<Self> {
-        let events = EventLog::open(&cfg.log_dir)
+        let mut events = EventLog::open(&cfg.log_dir)
             .map_err(|e| Error::io(&cfg.log_dir, "opening the event log", e))?;
+        events.set_secrets(fleet::redaction::config_secrets(&cfg));
         Ok(Watchdog {
             config_path,
             tmux: fleet::tmux_for(&cfg),
@@ -85,6 +90,7 @@ impl Watchdog {
             screens: HashMap::new(),
             read_dead: Default::default(),
             hosts_down: HashMap::new(),
+            server_live: None,
         })
     }
 
@@ -110,6 +116,8 @@ impl Watchdog {
                     tracing::info!("config {} loads again", self.config_path.display());
                 }
                 self.tmux = fleet::tmux_for(&loaded.config);
+                self.events
+                    .set_secrets(fleet::redaction::config_secrets(&loaded.config));
                 self.cfg = loaded.config;
             }
             Err(e) => {
@@ -146,7 +154,7 @@ impl Watchdog {
         });
         // One snapshot of the server for the whole tick (policies, care, wakes, healing),
         // retaken only when the policy pass started or stopped a session.
-        let snapshot = self.fleet_snapshot();
+        let snapshot = self.server_tick();
         if let Some(f) = &snapshot {
             self.hosts_tick(f);
         }

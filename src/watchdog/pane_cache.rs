@@ -7,6 +7,17 @@ use crate::tmux::{PaneInfo, Tmux, TmuxError};
 /// A cached capture is retaken at least this often (seconds), whatever tmux says.
 pub const MAX_AGE_SECS: i64 = 600;
 
+/// Pure: the age (seconds) after which `pane_id`'s capture is retaken: between half of
+/// [`MAX_AGE_SECS`] and all of it, fixed per pane, so that the panes captured together at
+/// start are not all retaken in the same tick (100 idle panes cost 100 calls at once).
+pub fn max_age(pane_id: &str) -> i64 {
+    let spread = MAX_AGE_SECS / 2;
+    let h = pane_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    MAX_AGE_SECS - (h % spread as u64) as i64
+}
+
 /// One pane's last capture.
 #[derive(Debug, Clone)]
 pub struct CachedPane {
@@ -25,7 +36,7 @@ pub fn still_fresh(cached: &CachedPane, now_pane: &PaneInfo, now: i64) -> bool {
     now_pane.pane_id == cached.pane_id
         && now_pane.activity == Some(cached.activity)
         && cached.activity < cached.captured_at
-        && now - cached.captured_at < MAX_AGE_SECS
+        && now - cached.captured_at < max_age(&cached.pane_id)
 }
 
 /// The pane text of `pane` (`rows` bottom rows): from `cache` when still fresh, else captured
@@ -164,5 +175,16 @@ mod tests {
             &pane("%1", Some(100)),
             105 + MAX_AGE_SECS
         ));
+    }
+
+    #[test]
+    fn panes_are_retaken_at_spread_out_ages() {
+        let ages: std::collections::BTreeSet<i64> =
+            (0..100).map(|i| max_age(&format!("%{i}"))).collect();
+        assert!(
+            ages.iter()
+                .all(|a| (MAX_AGE_SECS / 2..=MAX_AGE_SECS).contains(a))
+        );
+        assert!(ages.len() > 50, "100 panes share only {} ages", ages.len());
     }
 }

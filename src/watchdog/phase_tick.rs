@@ -24,7 +24,9 @@ impl Watchdog {
             Step::Advance { from, to } => {
                 let next = &l.phases[to];
                 tracing::info!(from = %current.id, to = %next.id, "phase done: advancing");
-                self.stop_loops();
+                // Not parked: a watchdog killed before start_loops below leaves loops that the
+                // next watchdog's healing starts on the new phase.
+                self.stop_loops_for_restart();
                 if let Err(e) = phase::set_index(&self.cfg, to) {
                     tracing::error!("cannot advance the phase: {e}");
                     return false;
@@ -131,6 +133,20 @@ impl Watchdog {
     pub(super) fn stop_loops(&self) {
         for a in self.cfg.loop_agents() {
             if let Ok(true) = fleet::stop_agent(&self.cfg, &self.tmux, a) {
+                self.event(
+                    events::AGENT_STOPPED,
+                    json!({ "agent": a.name, "session": a.session, "by": "watchdog" }),
+                );
+            }
+        }
+    }
+
+    /// Stop the loops without marking them stopped on purpose (they start again at once).
+    fn stop_loops_for_restart(&self) {
+        for a in self.cfg.loop_agents() {
+            let stopped =
+                fleet::stop_session_gracefully(&self.cfg, &self.tmux, &a.session, a.grace_period);
+            if let Ok(true) = stopped {
                 self.event(
                     events::AGENT_STOPPED,
                     json!({ "agent": a.name, "session": a.session, "by": "watchdog" }),

@@ -215,9 +215,14 @@ phases = [{ id = "p1", plan = "plans/p1.md", status = "p1-STATUS.md" },
         (&"web".into(), &"x-web".into(), &true.into())
     );
     assert_eq!(json["watchdog"]["running"], true);
-    fx.server.tmux.kill_session("x-watchdog").unwrap();
+    fx.watchdog_tmux().kill_session("x-watchdog").unwrap();
+    // The hung-up watchdog takes a moment to exit (and close its API socket).
+    let stopped = || {
+        let json: Value = serde_json::from_str(&fx.orch_ok(&["status", "--json"])).unwrap();
+        json["watchdog"]["running"] == false
+    };
+    assert!(wait_for(Duration::from_secs(10), stopped));
     let json: Value = serde_json::from_str(&fx.orch_ok(&["status", "--json"])).unwrap();
-    assert_eq!(json["watchdog"]["running"], false);
     assert_eq!(json["agents"][1]["running"], true);
     let table = fx.orch_ok(&["status"]);
     assert!(table.contains("stopped"), "{table}");

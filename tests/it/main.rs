@@ -24,6 +24,7 @@ mod screen_gate;
 mod sim;
 mod sshd;
 mod standalone;
+mod substrate;
 mod support;
 mod tmux;
 mod watchdog;

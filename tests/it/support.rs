@@ -42,19 +42,22 @@ impl Default for TmuxServer {
 
 impl Drop for TmuxServer {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .env_remove("TMUX")
-            .env_remove("TMUX_PANE")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-        // tmux 3.3 can leave the socket file behind: remove it so runs leave nothing.
-        let dir =
-            std::env::var_os("TMUX_TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-        // SAFETY: getuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::getuid() };
-        let _ = std::fs::remove_file(dir.join(format!("tmux-{uid}")).join(&self.socket));
+        // The agents' server and the watchdog's own server next to it (`<socket>-watchdog`).
+        for socket in [self.socket.clone(), format!("{}-watchdog", self.socket)] {
+            let _ = std::process::Command::new("tmux")
+                .args(["-L", &socket, "kill-server"])
+                .env_remove("TMUX")
+                .env_remove("TMUX_PANE")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+            // tmux 3.3 can leave the socket file behind: remove it so runs leave nothing.
+            let dir = std::env::var_os("TMUX_TMPDIR")
+                .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+            // SAFETY: getuid has no preconditions and cannot fail.
+            let uid = unsafe { libc::getuid() };
+            let _ = std::fs::remove_file(dir.join(format!("tmux-{uid}")).join(&socket));
+        }
     }
 }
 

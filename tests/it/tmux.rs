@@ -109,6 +109,60 @@ fn env_reaches_the_process_without_being_typed_and_cwd_is_created() {
 }
 
 #[test]
+fn env_values_never_reach_the_tmux_argv_and_their_file_is_gone_once_read() {
+    let server = TmuxServer::new();
+    let dir = TempDir::new().unwrap();
+    let record = dir.path().join("argv.log");
+    let real = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v tmux"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let body = format!(
+        "printf '%s\\n' \"$*\" >> {}; exec {} \"$@\"",
+        record.display(),
+        real.trim()
+    );
+    let tmux = server
+        .tmux
+        .clone()
+        .with_binary(fake_tmux(dir.path(), &body));
+    let out = dir.path().join("env.out");
+    let secret = "hunter2-value-of-a-secret-kind";
+    let mut spec = NewSession::new(
+        "envfile",
+        dir.path(),
+        argv(&[
+            "sh",
+            "-c",
+            r#"printf '%s' "$ORCH_TOKEN" > "$0"; exec sleep 60"#,
+            out.to_str().unwrap(),
+        ]),
+    );
+    spec.env.push(("ORCH_TOKEN".into(), secret.into()));
+    tmux.new_session(&spec).unwrap();
+    assert_eq!(wait_for_file(&out, secret), secret);
+    let argvs = std::fs::read_to_string(&record).unwrap();
+    assert!(argvs.contains("new-session"), "{argvs}");
+    assert!(!argvs.contains(secret), "a secret in tmux's argv: {argvs}");
+    let leftover = ["/dev/shm", dir.path().to_str().unwrap()]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(d)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+        })
+        .filter(|n| n.starts_with(".orch-env-envfile-"))
+        .collect::<Vec<_>>();
+    assert!(leftover.is_empty(), "env files left: {leftover:?}");
+}
+
+#[test]
 fn argv_command_receives_each_argument_intact() {
     let server = TmuxServer::new();
     let dir = TempDir::new().unwrap();

@@ -139,8 +139,18 @@ model_flag = "--model '{{model}}'"
         )
     }
 
+    /// The agents' server with the watchdog's own server (`<socket>-watchdog`) merged in.
     pub fn fleet(&self) -> Fleet {
-        self.server.tmux.fleet().unwrap()
+        let mut fleet = self.server.tmux.fleet().unwrap();
+        for pane in self.watchdog_tmux().fleet().unwrap().panes() {
+            fleet.insert(pane.clone());
+        }
+        fleet
+    }
+
+    /// The watchdog's own tmux server.
+    pub fn watchdog_tmux(&self) -> orch::tmux::Tmux {
+        orch::tmux::Tmux::new(Some(format!("{}-watchdog", self.server.socket)))
     }
 
     pub fn sessions(&self) -> Vec<String> {
@@ -192,11 +202,11 @@ model_flag = "--model '{{model}}'"
     }
 
     pub fn pane_path(&self, session: &str) -> PathBuf {
-        PathBuf::from(
-            self.server
-                .tmux
-                .display(session, "#{pane_current_path}")
-                .unwrap(),
-        )
+        let tmux = if session.ends_with("watchdog") {
+            self.watchdog_tmux()
+        } else {
+            self.server.tmux.clone()
+        };
+        PathBuf::from(tmux.display(session, "#{pane_current_path}").unwrap())
     }
 }
