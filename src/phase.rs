@@ -35,6 +35,25 @@ pub fn set_index(cfg: &Config, index: usize) -> Result<&Phase> {
     Ok(phase)
 }
 
+/// The file naming the phase the watchdog itself last advanced to (`state/phase-advanced-by-watchdog`):
+/// loops found on an older phase after that are the rest of its own advance (it was killed
+/// midway), not a human's move. A human move (`orch phase next/set`) removes it.
+pub fn watchdog_advance_file(cfg: &Config) -> PathBuf {
+    cfg.state_dir.join("phase-advanced-by-watchdog")
+}
+
+/// Records that the watchdog advanced to `phase_id` (see [`watchdog_advance_file`]).
+pub fn mark_watchdog_advance(cfg: &Config, phase_id: &str) {
+    if let Err(e) = crate::state::write_atomic(&watchdog_advance_file(cfg), phase_id.as_bytes()) {
+        tracing::warn!("cannot record the phase advance: {e}");
+    }
+}
+
+/// True when the watchdog's own last advance was to `phase_id`.
+pub fn advanced_by_watchdog(cfg: &Config, phase_id: &str) -> bool {
+    std::fs::read_to_string(watchdog_advance_file(cfg)).is_ok_and(|s| s.trim() == phase_id)
+}
+
 /// The repo whose origin/main is watched and whose working tree holds the STATUS files.
 pub fn handoff_repo(cfg: &Config) -> PathBuf {
     cfg.loop_

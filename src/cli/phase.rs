@@ -52,11 +52,13 @@ pub fn run(cfg: &Config, cmd: Option<PhaseCmd>) -> Result<ExitCode> {
                 )));
             }
             let p = phase::set_index(cfg, idx + 1)?;
+            let _ = std::fs::remove_file(phase::watchdog_advance_file(cfg));
             println!("phase index now {} ({})", idx + 1, p.id);
             say_what_follows(cfg);
         }
         PhaseCmd::Set { index } => {
             let p = phase::set_index(cfg, index)?;
+            let _ = std::fs::remove_file(phase::watchdog_advance_file(cfg));
             println!("phase index now {index} ({})", p.id);
             say_what_follows(cfg);
         }
@@ -66,8 +68,9 @@ pub fn run(cfg: &Config, cmd: Option<PhaseCmd>) -> Result<ExitCode> {
 
 /// What happens to running loops after a move: the watchdog restarts them on the new phase.
 fn say_what_follows(cfg: &Config) {
-    let tmux = crate::fleet::tmux_for(cfg);
-    let Ok(fleet) = tmux.fleet() else { return };
+    let Ok(fleet) = crate::fleet::snapshot(cfg) else {
+        return;
+    };
     let loops_run = cfg.loop_agents().any(|a| fleet.contains(&a.session));
     match (loops_run, fleet.contains(&cfg.watchdog_session())) {
         (true, true) => println!(

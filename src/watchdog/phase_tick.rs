@@ -27,6 +27,7 @@ impl Watchdog {
                 // Not parked: a watchdog killed before start_loops below leaves loops that the
                 // next watchdog's healing starts on the new phase.
                 self.stop_loops_for_restart();
+                phase::mark_watchdog_advance(&self.cfg, &next.id);
                 if let Err(e) = phase::set_index(&self.cfg, to) {
                     tracing::error!("cannot advance the phase: {e}");
                     return false;
@@ -97,6 +98,13 @@ impl Watchdog {
         let phases = self.cfg.phases();
         let from_index = phases.iter().position(|p| p.id == from);
         let to_index = phase::current_index(&self.cfg);
+        if phase::advanced_by_watchdog(&self.cfg, &current.id) {
+            // The rest of an advance a killed watchdog began (its event is logged already).
+            tracing::info!(from = %from, to = %current.id, "finishing the phase advance");
+            self.stop_loops_for_restart();
+            self.start_loops();
+            return true;
+        }
         tracing::info!(from = %from, to = %current.id, "phase moved by hand: moving the loops");
         self.stop_loops();
         let repo = phase::handoff_repo(&self.cfg);

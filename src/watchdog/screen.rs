@@ -150,7 +150,7 @@ impl Watchdog {
             };
             if pane.dead {
                 // Read once per dead pane: why did it exit?
-                if self.read_dead.insert(pane.pane_id.clone()) {
+                if self.read_dead.insert(dead_key(pane)) {
                     self.read_exit(&mut open, agent, pane);
                 }
                 continue;
@@ -182,7 +182,7 @@ impl Watchdog {
     /// policy clears a dead pane in the same tick it sees it: it is read first).
     pub(super) fn read_exit_once(&mut self, agent: &Agent, pane: &PaneInfo) {
         if self.cfg.backend_of(agent).screen_rules.is_empty()
-            || !self.read_dead.insert(pane.pane_id.clone())
+            || !self.read_dead.insert(dead_key(pane))
         {
             return;
         }
@@ -306,6 +306,12 @@ impl Watchdog {
             }
         }
     }
+}
+
+/// A dead pane, for "read once": its tmux id and process. tmux numbers panes from %0 again on
+/// a new server (the agents' server exits with its last session), so an id alone repeats.
+fn dead_key(pane: &PaneInfo) -> String {
+    format!("{}/{}", pane.pane_id, pane.pid.unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -159,7 +159,8 @@ fn a_watchdog_sigkilled_at_random_moments_is_restarted_and_pings_every_handoff_o
     );
     assert_pinged_once(&p, "claim:", "claim", "adversary");
     assert_pinged_once(&p, "review:", "review", "builder");
-    assert_eq!(p.events_named("phase_advanced").len(), 2);
+    let advanced = p.events_named("phase_advanced");
+    assert_eq!(advanced.len(), 2, "{advanced:#?}");
     assert_eq!(p.events_named("sequence_complete").len(), 1);
 
     // `orch down` stops the watchdog on purpose: the keep-alive leaves it down.
