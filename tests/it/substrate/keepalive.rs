@@ -1,5 +1,5 @@
 //! The service's keep-alive (`orch service run`, what the systemd unit runs): a watchdog
-//! SIGKILLed at random moments of a three-phase run is brought back each time, and every
+//! SIGKILLed at random moments of a twelve-phase soak is brought back each time, and every
 //! handoff is still pinged exactly once; `orch down` is respected; the unit prints.
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -10,7 +10,12 @@ use crate::gitfix::git;
 use crate::project::{Project, loop_section, sim_backend};
 use crate::support::wait_for;
 
-fn three_phase_project() -> Project {
+/// Phases of the soak.
+const PHASES: usize = 12;
+/// Watchdog kills during it.
+const KILLS: usize = 5;
+
+fn soak_project() -> Project {
     let body = format!(
         "{}{}{}",
         sim_backend("sim", ""),
@@ -32,7 +37,7 @@ dir = "adversary"
 watch = "heal"
 env = { ORCH_SIM_FIND = "1" }
 "#,
-        loop_section(3, ""),
+        loop_section(PHASES, ""),
     );
     Project::new(&body)
 }
@@ -44,22 +49,6 @@ fn watchdog_pid(p: &Project, starts: usize) -> Option<i32> {
     }
     let text = std::fs::read_to_string(p.log_dir().join("state/watchdog.lock")).ok()?;
     text.trim().parse().ok()
-}
-
-/// True when every claim/review commit of the remote is named by some ping event.
-fn every_handoff_pinged(p: &Project) -> bool {
-    let log = git(&p.git.remote, &["log", "--format=%H %s", "main"]);
-    let pings = p.events_named("ping");
-    log.lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(_, s)| s.starts_with("claim:") || s.starts_with("review:"))
-        .all(|(sha, _)| {
-            pings.iter().any(|e| {
-                e["commits"]
-                    .as_array()
-                    .is_some_and(|c| c.iter().any(|x| x == sha))
-            })
-        })
 }
 
 struct KeepAlive(Child);
@@ -110,7 +99,7 @@ fn assert_pinged_once(p: &Project, verb: &str, reason: &str, target: &str) {
 
 #[test]
 fn a_watchdog_sigkilled_at_random_moments_is_restarted_and_pings_every_handoff_once() {
-    let p = three_phase_project();
+    let p = soak_project();
     let child = p
         .orch_cmd(&["service", "run"])
         .stdout(Stdio::null())
@@ -118,10 +107,13 @@ fn a_watchdog_sigkilled_at_random_moments_is_restarted_and_pings_every_handoff_o
         .spawn()
         .unwrap();
     let _keep = KeepAlive(child);
-    // Kill at pseudo-random moments (from the clock's nanoseconds), three times.
+    // Kill at pseudo-random moments (from the clock's nanoseconds), KILLS times.
     let mut kills = 0;
-    let deadline = Instant::now() + Duration::from_secs(150);
-    while kills < 3 && Instant::now() < deadline && p.events_named("sequence_complete").is_empty() {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while kills < KILLS
+        && Instant::now() < deadline
+        && p.events_named("sequence_complete").is_empty()
+    {
         let starts = kills + 1;
         let Some(pid) = (wait_for(Duration::from_secs(20), || {
             watchdog_pid(&p, starts).is_some()
@@ -135,19 +127,16 @@ fn a_watchdog_sigkilled_at_random_moments_is_restarted_and_pings_every_handoff_o
             .unwrap()
             .subsec_nanos();
         std::thread::sleep(Duration::from_millis(1500 + u64::from(nanos % 2500)));
-        // Not while a ping is being delivered: a watchdog killed between remembering a commit
-        // and typing its ping loses that ping (at most once) until pings are redelivered.
-        wait_for(Duration::from_secs(10), || every_handoff_pinged(&p));
         // SAFETY: kill(2) on the pid of the watchdog this test's project started.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         kills += 1;
     }
     assert!(
-        kills >= 2,
-        "the sequence completed before the watchdog could be killed twice"
+        kills >= 4,
+        "the sequence completed before the watchdog could be killed four times"
     );
     assert!(
-        p.wait_events("sequence_complete", 1, Duration::from_secs(120)),
+        p.wait_events("sequence_complete", 1, Duration::from_secs(300)),
         "no sequence_complete after {kills} kills; remote: {:#?}\nevents: {:#?}",
         p.remote_subjects(),
         p.events()
@@ -160,7 +149,7 @@ fn a_watchdog_sigkilled_at_random_moments_is_restarted_and_pings_every_handoff_o
     assert_pinged_once(&p, "claim:", "claim", "adversary");
     assert_pinged_once(&p, "review:", "review", "builder");
     let advanced = p.events_named("phase_advanced");
-    assert_eq!(advanced.len(), 2, "{advanced:#?}");
+    assert_eq!(advanced.len(), PHASES - 1, "{advanced:#?}");
     assert_eq!(p.events_named("sequence_complete").len(), 1);
 
     // `orch down` stops the watchdog on purpose: the keep-alive leaves it down.
@@ -176,7 +165,7 @@ fn a_watchdog_sigkilled_at_random_moments_is_restarted_and_pings_every_handoff_o
 
 #[test]
 fn service_install_print_shows_a_unit_running_the_keep_alive() {
-    let p = three_phase_project();
+    let p = soak_project();
     let out = p.orch_ok(&["service", "install", "--user", "--print"]);
     assert!(out.contains("service run\n"), "{out}");
     assert!(out.contains("Restart=always"), "{out}");
