@@ -14,6 +14,7 @@ pub mod pings;
 pub mod records;
 pub mod render;
 pub mod screen;
+pub mod slurm;
 pub mod stop;
 
 /// The tmux server of this config: `ORCH_TMUX_SOCKET`, else `tmux_socket`, else the default.

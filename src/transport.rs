@@ -1,6 +1,7 @@
 //! Transports: "run this argv on that place, with stdin, within this deadline". The answer is
 //! the command's own result (any exit status is data) or a place error (unreachable, timed out).
 pub mod process;
+pub mod slurm;
 pub mod ssh;
 pub mod wrap;
 
@@ -41,6 +42,11 @@ pub trait Place: Send + Sync + std::fmt::Debug {
 
     /// Ends what this process keeps open to the place (for `down`: an ssh master).
     fn close(&self);
+
+    /// The id and state of what holds the place, when something does (a SLURM job).
+    fn holder(&self) -> Option<(String, String)> {
+        None
+    }
 }
 
 /// What a command that ran to its end left behind.

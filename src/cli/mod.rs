@@ -13,6 +13,7 @@ mod completions;
 mod down;
 mod events;
 mod hosts;
+mod hosts_slurm;
 mod init;
 mod job;
 mod logs;
@@ -24,6 +25,7 @@ mod send;
 mod status;
 mod top;
 mod up;
+mod up_slurm;
 mod validate;
 
 pub use init::scaffold;

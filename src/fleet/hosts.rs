@@ -29,12 +29,21 @@ pub fn routed(cfg: &Config, local: Tmux) -> Tmux {
                     .filter(|s| on_host(&s.host))
                     .map(|s| s.session.clone()),
             );
-            HostPlace {
-                place: SshPlace::shared(ssh_spec(cfg, h)),
-                socket: h
+            let place: std::sync::Arc<dyn crate::transport::Place> =
+                match super::slurm::spec(cfg, h) {
+                    Some(slurm) => std::sync::Arc::new(slurm.place()),
+                    None => SshPlace::shared(ssh_spec(cfg, h)),
+                };
+            let socket = match super::slurm::spec(cfg, h) {
+                Some(slurm) => Some(slurm.socket),
+                None => h
                     .tmux_socket
                     .clone()
                     .or_else(|| local.socket().map(String::from)),
+            };
+            HostPlace {
+                place,
+                socket,
                 sessions,
             }
         })

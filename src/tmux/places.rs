@@ -175,6 +175,12 @@ impl Tmux {
     /// One call to this host: its tmux version and its panes. The fleet is `None` when the
     /// host did not answer (or has no usable tmux).
     pub fn probe_host(&self) -> (HostReport, Option<Fleet>) {
+        let (report, fleet) = self.probe_place();
+        let holder = self.place.as_deref().and_then(|p| p.holder());
+        (report.held_by(holder), fleet)
+    }
+
+    fn probe_place(&self) -> (HostReport, Option<Fleet>) {
         let name = self.host_name();
         let Some(place) = self.place.as_deref() else {
             let fleet = self.fleet_here();
@@ -184,6 +190,8 @@ impl Tmux {
                 latency_ms: Some(0),
                 tmux_version: None,
                 error: fleet.as_ref().err().map(ToString::to_string),
+                job_id: None,
+                job_state: None,
             };
             return (report, fleet.ok());
         };
@@ -212,6 +220,8 @@ impl Tmux {
             latency_ms: Some(latency),
             tmux_version: version,
             error: None,
+            job_id: None,
+            job_state: None,
         };
         if report.tmux_version.is_none() {
             report.error = Some(format!(

@@ -13,12 +13,14 @@ type PrefixFn = dyn Fn() -> Prefix + Send + Sync;
 /// Tells a command's output that means "the place is not there" (the job ended, the container
 /// stopped) from the command's own failure.
 type FailureFn = dyn Fn(&Output) -> Option<String> + Send + Sync;
+type HolderFn = dyn Fn() -> Option<(String, String)> + Send + Sync;
 
 /// Commands run as `PREFIX... ARGV...`.
 pub struct WrapPlace {
     name: String,
     prefix: Box<PrefixFn>,
     failure: Option<Box<FailureFn>>,
+    holder: Option<Box<HolderFn>>,
     via: Option<Arc<dyn Place>>,
     down: Mutex<Option<PlaceError>>,
 }
@@ -40,6 +42,7 @@ impl WrapPlace {
             name: name.to_string(),
             prefix: Box::new(prefix),
             failure: None,
+            holder: None,
             via: None,
             down: Mutex::new(None),
         }
@@ -58,6 +61,15 @@ impl WrapPlace {
         failure: impl Fn(&Output) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.failure = Some(Box::new(failure));
+        self
+    }
+
+    /// What holds the place (id, state), for reports.
+    pub fn holder(
+        mut self,
+        holder: impl Fn() -> Option<(String, String)> + Send + Sync + 'static,
+    ) -> Self {
+        self.holder = Some(Box::new(holder));
         self
     }
 
@@ -182,6 +194,10 @@ impl Place for WrapPlace {
         if let Some(via) = &self.via {
             via.close();
         }
+    }
+
+    fn holder(&self) -> Option<(String, String)> {
+        self.holder.as_ref().and_then(|h| h())
     }
 }
 

@@ -12,6 +12,7 @@ mod phase_tick;
 pub mod policy;
 mod redeliver;
 pub mod screen;
+pub mod slurm;
 mod stall;
 pub mod wake;
 
@@ -61,6 +62,8 @@ pub struct Watchdog {
     read_dead: std::collections::HashSet<String>,
     /// Hosts that did not answer, and since when (`host_unreachable` logged once each).
     hosts_down: HashMap<String, Instant>,
+    /// New allocations of each SLURM host (bounded, with backoff), by host.
+    slurm: HashMap<String, slurm::Realloc>,
 }
 
 impl Watchdog {
@@ -85,6 +88,7 @@ impl Watchdog {
             screens: HashMap::new(),
             read_dead: Default::default(),
             hosts_down: HashMap::new(),
+            slurm: HashMap::new(),
         })
     }
 
@@ -146,6 +150,7 @@ impl Watchdog {
         });
         // One snapshot of the server for the whole tick (policies, care, wakes, healing),
         // retaken only when the policy pass started or stopped a session.
+        self.slurm_tick();
         let snapshot = self.fleet_snapshot();
         if let Some(f) = &snapshot {
             self.hosts_tick(f);
