@@ -89,6 +89,9 @@ impl SlurmSpec {
     }
 
     pub fn save(&self, record: &JobRecord) -> Result<(), crate::state::StateError> {
+        if let Some(dir) = self.job_file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
         crate::state::save_json(&self.job_file, record)
     }
 
