@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::need_slurm;
+use crate::slurm_project;
 use crate::support::{TempDir, TmuxServer, orch_bin, orch_cmd, wait_for};
 use cluster::Cluster;
 
 /// A project whose agent `far` runs (orch sim) on the SLURM host `gpu`.
-struct SlurmProject {
+pub struct SlurmProject {
     cluster: Cluster,
     local: TmuxServer,
     root: TempDir,
@@ -25,8 +25,8 @@ struct SlurmProject {
 
 impl SlurmProject {
     /// `slurm` is the host's sbatch options table, `kind` the agent's kind lines.
-    fn new(slurm: &str) -> SlurmProject {
-        let cluster = Cluster::start();
+    pub fn new(slurm: &str) -> Result<SlurmProject, String> {
+        let cluster = Cluster::start()?;
         let local = TmuxServer::new();
         let root = tempfile::tempdir().unwrap();
         let socket = local.socket.replace("orch-test-", "orch-sl-");
@@ -66,14 +66,14 @@ watch = "heal"
             dir = root.path().join("far").display(),
         );
         std::fs::write(&config, text).unwrap();
-        SlurmProject {
+        Ok(SlurmProject {
             cluster,
             local,
             root,
             config,
             socket,
             watchdog: None,
-        }
+        })
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -164,8 +164,7 @@ impl Drop for SlurmProject {
 
 #[test]
 fn agents_start_in_an_allocation_take_pings_show_in_status_and_down_cancels_it() {
-    need_slurm!();
-    let p = SlurmProject::new(r#"{ time = "10", job_name = "ignored-by-orch" }"#);
+    let p = slurm_project!(r#"{ time = "10", cpus_per_task = 1 }"#);
     let up = p.orch_ok(&["up", "far"]);
     let job = p.job();
     assert!(!job.is_empty(), "no job recorded: {up}");
@@ -272,8 +271,7 @@ fn agents_start_in_an_allocation_take_pings_show_in_status_and_down_cancels_it()
 
 #[test]
 fn a_queued_allocation_shows_its_agents_as_starting() {
-    need_slurm!();
-    let p = SlurmProject::new(r#"{ time = "10", begin = "now+1hour" }"#);
+    let p = slurm_project!(r#"{ time = "10", begin = "now+1hour" }"#);
     let out = p
         .cmd(&["up", "far"])
         .env("ORCH_SLURM_WAIT", "2")
@@ -303,8 +301,7 @@ fn a_queued_allocation_shows_its_agents_as_starting() {
 
 #[test]
 fn a_cancelled_job_is_replaced_by_a_new_allocation_and_its_agents_restarted() {
-    need_slurm!();
-    let mut p = SlurmProject::new(r#"{ time = "10" }"#);
+    let mut p = slurm_project!(r#"{ time = "10" }"#);
     p.orch_ok(&["up", "far"]);
     let first = p.job();
     assert!(p.node_has("t-far"));
@@ -344,9 +341,8 @@ fn a_cancelled_job_is_replaced_by_a_new_allocation_and_its_agents_restarted() {
 
 #[test]
 fn the_walltime_warning_is_logged_and_the_end_of_the_walltime_is_healed() {
-    need_slurm!();
     // One minute of walltime: the USR1 warning (300 s before the end) comes at once.
-    let mut p = SlurmProject::new(r#"{ time = "1" }"#);
+    let mut p = slurm_project!(r#"{ time = "1" }"#);
     p.orch_ok(&["up", "far"]);
     let first = p.job();
     p.start_watchdog();

@@ -37,15 +37,23 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
-/// Skip the calling test (with a message) when no SLURM can be run here.
+/// The project of `$slurm` on a fresh private SLURM, or the calling test skipped (with one
+/// message) when SLURM is not installed or its daemons cannot start here.
 #[macro_export]
-macro_rules! need_slurm {
-    () => {
-        if let Some(why) = $crate::slurm::cluster::unavailable() {
-            eprintln!("SKIPPED: slurm tests need a private single-node SLURM: {why}");
-            return;
+macro_rules! slurm_project {
+    ($slurm:expr) => {{
+        let project = match $crate::slurm::cluster::unavailable() {
+            Some(why) => Err(why),
+            None => $crate::slurm::SlurmProject::new($slurm),
+        };
+        match project {
+            Ok(p) => p,
+            Err(why) => {
+                eprintln!("SKIPPED: slurm tests need a private single-node SLURM: {why}");
+                return;
+            }
         }
-    };
+    }};
 }
 
 fn free_port() -> u16 {
@@ -57,7 +65,8 @@ fn free_port() -> u16 {
 }
 
 impl Cluster {
-    pub fn start() -> Cluster {
+    /// Starts munged, slurmctld and slurmd; why not, when one of them cannot start here.
+    pub fn start() -> Result<Cluster, String> {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -86,6 +95,10 @@ impl Cluster {
                 .unwrap();
         }
         let m = d.join("munge");
+        let conf = d.join("slurm.conf");
+        let cluster = Cluster { dir, conf, node };
+        let node = cluster.node.clone();
+        let d = cluster.dir.path();
         let st = Command::new("/usr/sbin/munged")
             .arg(format!("--key-file={}", m.join("key").display()))
             .arg(format!("--socket={}", m.join("sock").display()))
@@ -95,13 +108,14 @@ impl Cluster {
             .arg("--force")
             .status()
             .unwrap();
-        assert!(st.success(), "munged did not start");
+        if !st.success() {
+            return Err("munged did not start".into());
+        }
         // Distinct job ids per test: the cgroup paths of concurrent clusters never meet.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |t| t.subsec_nanos());
         let first_job = 10_000 + ((nanos ^ std::process::id()) % 500_000) * 100;
-        let conf = d.join("slurm.conf");
         let text = format!(
             "ClusterName=orchtest\n\
              SlurmctldHost={node}(127.0.0.1)\n\
@@ -124,31 +138,36 @@ impl Cluster {
             sock = m.join("sock").display(),
             d = d.display(),
         );
-        std::fs::write(&conf, text).unwrap();
+        std::fs::write(&cluster.conf, text).unwrap();
         std::fs::write(
             d.join("cgroup.conf"),
             "CgroupPlugin=autodetect\nConstrainCores=no\nConstrainRAMSpace=no\n",
         )
         .unwrap();
-        let cluster = Cluster { dir, conf, node };
         let st = cluster
             .cmd("/usr/sbin/slurmctld")
             .arg("-i")
             .status()
             .unwrap();
-        assert!(st.success(), "slurmctld did not start: {}", cluster.logs());
+        if !st.success() {
+            return Err(format!("slurmctld did not start: {}", cluster.logs()));
+        }
         let st = cluster
             .cmd("/usr/sbin/slurmd")
             .args(["-N", &cluster.node])
             .status()
             .unwrap();
-        assert!(st.success(), "slurmd did not start: {}", cluster.logs());
+        if !st.success() {
+            return Err(format!("slurmd did not start: {}", cluster.logs()));
+        }
         let idle = wait_for(Duration::from_secs(30), || {
             let out = cluster.run("sinfo", &["-h", "-o", "%t"]);
             String::from_utf8_lossy(&out.stdout).contains("idle")
         });
-        assert!(idle, "the node never became idle: {}", cluster.logs());
-        cluster
+        if !idle {
+            return Err(format!("the node never became idle: {}", cluster.logs()));
+        }
+        Ok(cluster)
     }
 
     /// A command with this cluster's `SLURM_CONF`.
