@@ -192,4 +192,39 @@ mod tests {
         assert!(!r.allowed(t0), "too many allocations within the window");
         assert!(r.allowed(t0 + WINDOW + Duration::from_secs(1)));
     }
+
+    #[test]
+    fn the_walltime_warning_asks_each_loop_agent_on_the_host_to_push() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agents.toml");
+        std::fs::create_dir(dir.path().join("prompts")).unwrap();
+        for role in ["adversary", "builder"] {
+            std::fs::write(dir.path().join(format!("prompts/{role}.md")), "role").unwrap();
+        }
+        std::fs::write(
+            &path,
+            "[defaults]\nsession_prefix = \"t-\"\nlog_dir = \".orch\"\n[backend.sh]\nbin = \"sh\"\n\
+             [host.gpu]\ntransport = \"slurm\"\n\
+             [[agent]]\nname = \"adv\"\nkind = \"loop\"\nrole = \"adversary\"\nbackend = \"sh\"\nhost = \"gpu\"\ndir = \"/x\"\n\
+             [[agent]]\nname = \"helper\"\nbackend = \"sh\"\nhost = \"gpu\"\ndir = \"/y\"\n\
+             [[agent]]\nname = \"here\"\nkind = \"loop\"\nrole = \"builder\"\nbackend = \"sh\"\ndir = \".\"\n\
+             [loop]\nphases = [{ id = \"p1\", plan = \"p1.md\", status = \"p1-STATUS.md\" }]\n\
+             [loop.handoff]\nrepo = \".\"\n",
+        )
+        .unwrap();
+        let mut wd = Watchdog::open(&path).unwrap();
+        let spec = alloc::spec(&wd.cfg, &wd.cfg.hosts["gpu"]).unwrap();
+        wd.walltime_warning(&spec, "42");
+        let queued = crate::fleet::pings::load(&wd.cfg, "adv").pings;
+        assert_eq!(queued.len(), 1, "{queued:?}");
+        assert_eq!(queued[0].reason, "walltime");
+        assert!(queued[0].text.contains("push your work"), "{}", queued[0].text);
+        assert!(crate::fleet::pings::load(&wd.cfg, "helper").pings.is_empty());
+        assert!(crate::fleet::pings::load(&wd.cfg, "here").pings.is_empty());
+        let events = std::fs::read_to_string(wd.events.path()).unwrap();
+        assert!(
+            events.contains("slurm_walltime_warning") && events.contains("\"agents\":[\"adv\"]"),
+            "{events}"
+        );
+    }
 }
