@@ -218,8 +218,16 @@ mod tests {
         let queued = crate::fleet::pings::load(&wd.cfg, "adv").pings;
         assert_eq!(queued.len(), 1, "{queued:?}");
         assert_eq!(queued[0].reason, "walltime");
-        assert!(queued[0].text.contains("push your work"), "{}", queued[0].text);
-        assert!(crate::fleet::pings::load(&wd.cfg, "helper").pings.is_empty());
+        assert!(
+            queued[0].text.contains("push your work"),
+            "{}",
+            queued[0].text
+        );
+        assert!(
+            crate::fleet::pings::load(&wd.cfg, "helper")
+                .pings
+                .is_empty()
+        );
         assert!(crate::fleet::pings::load(&wd.cfg, "here").pings.is_empty());
         let events = std::fs::read_to_string(wd.events.path()).unwrap();
         assert!(

@@ -2,6 +2,7 @@
 //! by the test): start in an allocation, pings, status, a queued allocation shown as starting,
 //! a cancelled job healed by a new allocation, the walltime warning and the walltime's end.
 pub mod cluster;
+mod via;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output};
