@@ -90,6 +90,13 @@ pub(super) fn build_hosts(
                 continue;
             }
         };
+        if slurm.is_none() && (h.slurm.is_some() || h.via.is_some()) {
+            let key = if h.slurm.is_some() { "slurm" } else { "via" };
+            c.error(
+                &at(key),
+                format!("host {name}: {key} applies to transport = \"slurm\" only (add it, or remove {key})"),
+            );
+        }
         let ssh = h.ssh.clone().unwrap_or_default();
         if slurm.is_none() && ssh.trim().is_empty() {
             c.error(

@@ -151,5 +151,12 @@ mod tests {
             load("[host.a]\ntransport = \"slurm\"\n[host.b]\ntransport = \"slurm\"\nvia = \"a\"\n")
                 .unwrap_err();
         assert!(err.contains("must be a host reached over ssh"), "{err}");
+        let err = load("[host.a]\nssh = \"a\"\nvia = \"a\"\n").unwrap_err();
+        assert!(
+            err.contains("host a: via applies to transport = \"slurm\" only"),
+            "{err}"
+        );
+        let err = load("[host.a]\nssh = \"a\"\nslurm = { time = \"1\" }\n").unwrap_err();
+        assert!(err.contains("host a: slurm applies to"), "{err}");
     }
 }

@@ -10,7 +10,13 @@ use crate::config::Kind;
 use crate::events;
 use crate::fleet::pings::PendingPing;
 use crate::fleet::slurm as alloc;
-use crate::transport::slurm::{JobState, SlurmSpec};
+use crate::transport::PlaceError;
+use crate::transport::slurm::{JobRecord, JobState, SlurmSpec};
+
+/// squeue's answer about a job: its state and whether its walltime warning came.
+type Answer = Result<(JobState, bool), PlaceError>;
+/// One host's spec, its recorded job and squeue's answer (none for a job known to be over).
+type Look = (SlurmSpec, Option<JobRecord>, Option<Answer>);
 
 /// At most this many new allocations per host within [`WINDOW`] (a job that keeps ending at
 /// once is not resubmitted forever).
@@ -59,22 +65,42 @@ impl Realloc {
 }
 
 impl Watchdog {
-    /// Looks at each SLURM host's job (one squeue call each, with a timeout).
+    /// Looks at each SLURM host's job: one squeue call each (with a timeout), hosts in
+    /// parallel, so a host that hangs costs the tick one timeout at most.
     pub(super) fn slurm_tick(&mut self) {
-        for spec in alloc::specs(&self.cfg) {
-            self.slurm_host_tick(&spec);
+        let specs = alloc::specs(&self.cfg);
+        if specs.is_empty() {
+            return;
+        }
+        let timeout = alloc::call_timeout();
+        let looks: Vec<Look> = std::thread::scope(|scope| {
+            let jobs: Vec<_> = specs
+                .into_iter()
+                .map(|spec| {
+                    scope.spawn(move || {
+                        let record = spec.load();
+                        let answer = record
+                            .as_ref()
+                            .filter(|r| !is_ended(&r.state))
+                            .map(|r| spec.query(&r.job_id, timeout));
+                        (spec, record, answer)
+                    })
+                })
+                .collect();
+            jobs.into_iter().filter_map(|j| j.join().ok()).collect()
+        });
+        for (spec, record, answer) in looks {
+            // No record: `up` never allocated it (or `down` cancelled it): nothing to keep.
+            if let Some(record) = record {
+                self.slurm_host_tick(&spec, record, answer);
+            }
         }
     }
 
-    fn slurm_host_tick(&mut self, spec: &SlurmSpec) {
-        // No record: `up` never allocated it (or `down` cancelled it): nothing to keep alive.
-        let Some(mut record) = spec.load() else {
-            return;
-        };
-        let state = if record.state == "ENDED" {
-            JobState::Ended(record.state.clone())
-        } else {
-            match spec.query(&record.job_id, alloc::call_timeout()) {
+    fn slurm_host_tick(&mut self, spec: &SlurmSpec, mut record: JobRecord, answer: Option<Answer>) {
+        let state = match answer {
+            None => JobState::Ended(record.state.clone()),
+            Some(answer) => match answer {
                 Ok((state, warned)) => {
                     if warned && !record.warned && state == JobState::Running {
                         self.walltime_warning(spec, &record.job_id);
@@ -88,7 +114,7 @@ impl Watchdog {
                     tracing::debug!("squeue for host {}: {e}", spec.name);
                     return;
                 }
-            }
+            },
         };
         let JobState::Ended(label) = &state else {
             alloc::note_state(spec, &mut record, &state);
@@ -101,7 +127,7 @@ impl Watchdog {
                 events::SLURM_JOB_ENDED,
                 json!({ "host": spec.name, "job_id": record.job_id, "state": label, "agents": agents }),
             );
-            alloc::note_state(spec, &mut record, &JobState::Ended("ENDED".into()));
+            alloc::note_state(spec, &mut record, &state);
         }
         let now = Instant::now();
         let realloc = self.slurm.entry(spec.name.clone()).or_default();
@@ -163,8 +189,9 @@ impl Watchdog {
     }
 }
 
+/// A recorded state of a job that is over (any but running or queued).
 fn is_ended(state: &str) -> bool {
-    matches!(state, "ENDED")
+    state != "RUNNING" && !crate::transport::slurm::is_pending(state)
 }
 
 #[cfg(test)]
