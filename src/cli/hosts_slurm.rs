@@ -1,5 +1,5 @@
-//! `orch hosts` on a `transport = "slurm"` host: the SLURM tools where they run (here or on
-//! `via`), the job and its state, and through a running allocation tmux, orch and the srun round trip.
+//! `orch hosts` on a `transport = "slurm"` host: the SLURM tools (here or on `via`), the job
+//! and its state, and through a running job tmux, orch and the srun round trip.
 use std::time::{Duration, Instant};
 
 use super::hosts::{CHECK_SCRIPT, HostCheck, failed, tool_problems};

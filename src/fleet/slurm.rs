@@ -61,13 +61,30 @@ pub fn specs(cfg: &Config) -> Vec<SlurmSpec> {
 }
 
 /// Submits a new allocation for `spec` and records it (replacing `previous`); logs
-/// `slurm_allocated`.
+/// `slurm_allocated`. Under a lock on the job file: when another orch (`up`, the watchdog)
+/// replaced `previous` meanwhile, its job is the answer and nothing is submitted.
 pub fn allocate(
     cfg: &Config,
     spec: &SlurmSpec,
     previous: Option<&str>,
     by: &str,
 ) -> Result<String, String> {
+    let lock_path = spec.job_file.with_extension("lock");
+    if let Some(dir) = lock_path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    let current = spec.load().map(|r| r.job_id);
+    if let Some(current) = current.filter(|c| Some(c.as_str()) != previous) {
+        return Ok(current);
+    }
     let job = spec.submit(call_timeout())?;
     let record = JobRecord {
         job_id: job.clone(),

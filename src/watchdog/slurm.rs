@@ -1,6 +1,5 @@
-//! SLURM hosts in the tick: a job that ended (walltime, preemption, scancel) is replaced by a
-//! new allocation (bounded, with backoff; healing then restarts the agents), and a walltime
-//! warning asks the host's loop agents to push their work.
+//! SLURM hosts in the tick: an ended job is replaced by a new allocation (bounded, backoff;
+//! healing restarts the agents), a walltime warning asks the loop agents to push their work.
 use std::time::{Duration, Instant};
 
 use serde_json::json;

@@ -1,6 +1,5 @@
-//! Agents in SLURM allocations on a private single-node SLURM (munge, slurmctld, slurmd started
-//! by the test): start in an allocation, pings, status, a queued allocation shown as starting,
-//! a cancelled job healed by a new allocation, the walltime warning and the walltime's end.
+//! Agents in allocations of a private single-node SLURM per test: start, pings, status, queued
+//! = starting, a cancelled job healed by a new allocation, the walltime warning and its end.
 pub mod cluster;
 mod via;
 
