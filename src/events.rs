@@ -93,6 +93,18 @@ pub const HOST_BACK: &str = "host_back";
 /// The agents' tmux server vanished (crash, OOM kill); logged once, then every session that
 /// ran on it is recreated (`healed`, `reason = "server_lost"`). Fields: `socket`, `sessions`.
 pub const TMUX_SERVER_LOST: &str = "tmux_server_lost";
+/// A `transport = "slurm"` host got an allocation. Fields: `host`, `job_id`, `previous` (the
+/// job it replaces, or null), `by` (`up` or `watchdog`).
+pub const SLURM_ALLOCATED: &str = "slurm_allocated";
+/// A SLURM host's job ended (walltime, preemption, scancel): its sessions are gone. Fields:
+/// `host`, `job_id`, `state`, `agents`.
+pub const SLURM_JOB_ENDED: &str = "slurm_job_ended";
+/// A SLURM host's job got its walltime warning; its loop agents were asked to push their work.
+/// Fields: `host`, `job_id`, `agents`.
+pub const SLURM_WALLTIME_WARNING: &str = "slurm_walltime_warning";
+/// A new allocation for a SLURM host failed (retried with backoff) or the retries ran out.
+/// Fields: `host`, `error`, `attempt`, `gave_up`.
+pub const SLURM_ALLOCATION_FAILED: &str = "slurm_allocation_failed";
 
 /// Every event name DESIGN.md defines.
 pub const ALL: &[&str] = &[
@@ -129,6 +141,10 @@ pub const ALL: &[&str] = &[
     HOST_UNREACHABLE,
     HOST_BACK,
     TMUX_SERVER_LOST,
+    SLURM_ALLOCATED,
+    SLURM_JOB_ENDED,
+    SLURM_WALLTIME_WARNING,
+    SLURM_ALLOCATION_FAILED,
 ];
 
 /// Appends events to `<log_dir>/events.jsonl`.

@@ -16,6 +16,7 @@ pub mod records;
 pub mod redaction;
 pub mod render;
 pub mod screen;
+pub mod slurm;
 pub mod stop;
 
 /// The tmux server of this config: `ORCH_TMUX_SOCKET`, else `tmux_socket`, else the default.

@@ -164,6 +164,16 @@ pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
                 // Its host did not answer: not dead, not stopped, just not known right now.
                 report.state = "unreachable";
                 report.since = None;
+                // A SLURM host whose allocation is queued: its agents are starting.
+                let pending = fleet.hosts().iter().any(|h| {
+                    Some(h.name.as_str()) == a.host.as_deref()
+                        && h.job_state
+                            .as_deref()
+                            .is_some_and(crate::transport::slurm::is_pending)
+                });
+                if pending {
+                    report.state = "starting";
+                }
             }
             report
         })

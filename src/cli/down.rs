@@ -137,7 +137,10 @@ pub fn run(cfg: &Config, names: &[String], clean: bool) -> Result<ExitCode> {
         }
     }
     if names.is_empty() {
-        // Everything is down: the hosts' master connections go too.
+        // Everything is down: SLURM allocations are cancelled, master connections closed.
+        for e in fleet::slurm::cancel_all(cfg) {
+            first_error.get_or_insert(crate::Error::Runtime(e));
+        }
         tmux.close_hosts();
     }
     if clean {

@@ -13,7 +13,7 @@ use crate::{Result, fleet};
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Prints `tmux -V`, then orch_bin's version, on separate tagged lines.
-const CHECK_SCRIPT: &str = r#"printf 'tmux:%s\n' "$(tmux -V 2>/dev/null)"; printf 'orch:%s\n' "$("$1" --version 2>/dev/null | head -n 1)""#;
+pub(super) const CHECK_SCRIPT: &str = r#"printf 'tmux:%s\n' "$(tmux -V 2>/dev/null)"; printf 'orch:%s\n' "$("$1" --version 2>/dev/null | head -n 1)""#;
 
 #[derive(Debug, Serialize)]
 pub struct HostCheck {
@@ -27,6 +27,11 @@ pub struct HostCheck {
     pub orch_version: Option<String>,
     /// What to fix, one sentence each (empty: the host is ready).
     pub problems: Vec<String>,
+    /// A SLURM host's job and its state (absent for ssh hosts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_state: Option<String>,
 }
 
 pub fn run(cfg: &Config, json: bool) -> Result<ExitCode> {
@@ -80,7 +85,7 @@ pub fn run(cfg: &Config, json: bool) -> Result<ExitCode> {
     })
 }
 
-fn failed(h: &Host, problem: String) -> HostCheck {
+pub(super) fn failed(h: &Host, problem: String) -> HostCheck {
     HostCheck {
         name: h.name.clone(),
         ssh: h.ssh.clone(),
@@ -90,11 +95,16 @@ fn failed(h: &Host, problem: String) -> HostCheck {
         orch_bin: h.orch_bin.clone(),
         orch_version: None,
         problems: vec![problem],
+        job_id: None,
+        job_state: None,
     }
 }
 
 /// One host: the check script, then one bare round trip on the now open connection.
 fn check(cfg: &Config, h: &Host) -> HostCheck {
+    if let Some(spec) = fleet::slurm::spec(cfg, h) {
+        return super::hosts_slurm::check(h, &spec);
+    }
     let place = SshPlace::shared(fleet::hosts::ssh_spec(cfg, h));
     let argv: Vec<String> = vec![
         "sh".into(),
@@ -135,6 +145,12 @@ fn check(cfg: &Config, h: &Host) -> HostCheck {
     c.latency_ms = latency;
     c.tmux_version = field("tmux:");
     c.orch_version = field("orch:");
+    tool_problems(h, &mut c);
+    c
+}
+
+/// What is missing from a host that answered (tmux, orch_bin).
+pub(super) fn tool_problems(h: &Host, c: &mut HostCheck) {
     if c.tmux_version.is_none() {
         c.problems.push(format!(
             "tmux is not installed on host {} (or not on the PATH of a non-interactive ssh session): install tmux 3.2 or newer there",
@@ -147,5 +163,4 @@ fn check(cfg: &Config, h: &Host) -> HostCheck {
             h.orch_bin, h.name, h.name
         ));
     }
-    c
 }

@@ -14,6 +14,7 @@ mod down;
 mod events;
 mod gc;
 mod hosts;
+mod hosts_slurm;
 mod init;
 mod job;
 mod logs;
@@ -26,6 +27,7 @@ mod service;
 mod status;
 mod top;
 mod up;
+mod up_slurm;
 mod validate;
 
 pub use init::scaffold;

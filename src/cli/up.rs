@@ -9,6 +9,7 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
     check_names(cfg, names)?;
     let tmux = fleet::tmux_for(cfg);
     let wanted = |n: &str| names.is_empty() || names.iter().any(|x| x == n);
+    let queued = super::up_slurm::allocate(cfg, names)?;
     let running = fleet::snapshot(cfg)?;
     let agents: Vec<_> = cfg
         .agents
@@ -41,6 +42,14 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
             println!(
                 "{} already running ({}): left alone",
                 agent.name, agent.session
+            );
+            continue;
+        }
+        if let Some(job) = agent.host.as_ref().and_then(|h| queued.get(h)) {
+            println!(
+                "{} waits for allocation {job} of host {} (queued): the watchdog starts it once it runs",
+                agent.name,
+                agent.host.as_deref().unwrap_or_default()
             );
             continue;
         }
@@ -78,6 +87,11 @@ pub fn run(cfg: &Config, names: &[String]) -> Result<ExitCode> {
     }) {
         if running.contains(&svc.session) {
             println!("{} already running ({}): left alone", svc.name, svc.session);
+        } else if let Some(job) = svc.host.as_ref().and_then(|h| queued.get(h)) {
+            println!(
+                "service {} waits for allocation {job} (queued): start it again once it runs",
+                svc.name
+            );
         } else {
             fleet::start_service(cfg, &tmux, svc)?;
             println!("started service {} ({})", svc.name, svc.session);

@@ -22,6 +22,10 @@ pub struct Host {
     pub tmux_socket: Option<String>,
     /// orch on that host (for `bin = "orch sim"` and hooks).
     pub orch_bin: String,
+    /// `transport = "slurm"`: the host is an allocation (`ssh` is then empty).
+    pub slurm: Option<super::Slurm>,
+    /// The ssh host where a SLURM host's commands run (`None`: this machine).
+    pub via: Option<String>,
 }
 
 impl super::Config {
@@ -75,8 +79,26 @@ pub(super) fn build_hosts(
             );
             continue;
         }
+        let slurm = match h.transport.as_deref() {
+            None | Some("ssh") => None,
+            Some("slurm") => Some(super::slurm::build_slurm(c, name, h)),
+            Some(other) => {
+                c.error(
+                    &at("transport"),
+                    format!("host {name}: transport {other:?} is not one of ssh, slurm"),
+                );
+                continue;
+            }
+        };
+        if slurm.is_none() && (h.slurm.is_some() || h.via.is_some()) {
+            let key = if h.slurm.is_some() { "slurm" } else { "via" };
+            c.error(
+                &at(key),
+                format!("host {name}: {key} applies to transport = \"slurm\" only (add it, or remove {key})"),
+            );
+        }
         let ssh = h.ssh.clone().unwrap_or_default();
-        if ssh.trim().is_empty() {
+        if slurm.is_none() && ssh.trim().is_empty() {
             c.error(
                 &[Seg::Key("host"), Seg::Key(name.as_str())],
                 format!("host {name} has no ssh (e.g. ssh = \"alice@{name}.example.org\")"),
@@ -103,9 +125,12 @@ pub(super) fn build_hosts(
                     .clone()
                     .filter(|s| !s.is_empty())
                     .unwrap_or_else(|| "orch".into()),
+                via: h.via.clone().filter(|v| !v.is_empty()),
+                slurm,
             },
         );
     }
+    super::slurm::check_via(c, &hosts);
     hosts
 }
 

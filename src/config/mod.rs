@@ -8,6 +8,7 @@ mod presets;
 mod problem;
 mod raw;
 mod schema;
+mod slurm;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ pub use model::*;
 pub use paths::{PathProblems, check_paths};
 pub use problem::Problem;
 pub use raw::parse_duration;
+pub use slurm::Slurm;
 pub use validate::{DEFAULT_NOTIFY_EVENTS, DEFAULT_NOTIFY_TIMEOUT};
 
 use crate::{Error, Result};

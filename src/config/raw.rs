@@ -158,6 +158,12 @@ pub struct RawHost {
     pub ssh_options: Option<Vec<String>>,
     pub tmux_socket: Option<String>,
     pub orch_bin: Option<String>,
+    /// `ssh` (default) or `slurm`.
+    pub transport: Option<String>,
+    /// sbatch options of a SLURM host's allocation.
+    pub slurm: Option<toml::Table>,
+    /// The ssh host where a SLURM host's sbatch/srun run.
+    pub via: Option<String>,
 }
 
 /// `[api]`: the watchdog's status API (the Unix socket is always on).

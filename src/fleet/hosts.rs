@@ -3,7 +3,7 @@
 use crate::backend::LaunchPlan;
 use crate::config::{Agent, Config, Host};
 use crate::tmux::{HostPlace, Tmux};
-use crate::transport::SshSpec;
+use crate::transport::{SshPlace, SshSpec};
 use crate::{Error, Result, workspace};
 
 /// The handle on this config's servers: the local one, and each `[host.NAME]`'s (its
@@ -29,12 +29,21 @@ pub fn routed(cfg: &Config, local: Tmux) -> Tmux {
                     .filter(|s| on_host(&s.host))
                     .map(|s| s.session.clone()),
             );
-            HostPlace {
-                spec: ssh_spec(cfg, h),
-                socket: h
+            let place: std::sync::Arc<dyn crate::transport::Place> =
+                match super::slurm::spec(cfg, h) {
+                    Some(slurm) => std::sync::Arc::new(slurm.place()),
+                    None => SshPlace::shared(ssh_spec(cfg, h)),
+                };
+            let socket = match super::slurm::spec(cfg, h) {
+                Some(slurm) => Some(slurm.socket),
+                None => h
                     .tmux_socket
                     .clone()
                     .or_else(|| local.socket().map(String::from)),
+            };
+            HostPlace {
+                place,
+                socket,
                 sessions,
             }
         })

@@ -52,9 +52,24 @@ pub struct HostReport {
     /// `tmux -V` on the host, e.g. `tmux 3.3a`.
     pub tmux_version: Option<String>,
     pub error: Option<String>,
+    /// The SLURM job holding a `transport = "slurm"` host (absent for others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// That job's state as last seen (`PENDING`, `RUNNING`, `ENDED`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_state: Option<String>,
 }
 
 impl HostReport {
+    /// This report with the id and state of what holds the host, if anything does.
+    pub fn held_by(mut self, holder: Option<(String, String)>) -> Self {
+        if let Some((id, state)) = holder {
+            self.job_id = Some(id);
+            self.job_state = Some(state);
+        }
+        self
+    }
+
     /// A host that did not answer.
     pub fn down(name: impl Into<String>, error: &str) -> Self {
         HostReport {
@@ -63,6 +78,8 @@ impl HostReport {
             latency_ms: None,
             tmux_version: None,
             error: Some(error.to_string()),
+            job_id: None,
+            job_state: None,
         }
     }
 }

@@ -68,6 +68,8 @@ mod tests {
             latency_ms: Some(3),
             tmux_version: Some("tmux 3.3a".into()),
             error: None,
+            job_id: None,
+            job_state: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod policy;
 mod redeliver;
 pub mod screen;
 pub mod server;
+pub mod slurm;
 mod stall;
 pub mod wake;
 
@@ -65,6 +66,8 @@ pub struct Watchdog {
     /// The live sessions of the agents' server at the last look (None: not running, or a loss
     /// already handled); see server.rs.
     server_live: Option<BTreeSet<String>>,
+    /// New allocations of each SLURM host (bounded, with backoff), by host.
+    slurm: HashMap<String, slurm::Realloc>,
 }
 
 impl Watchdog {
@@ -91,6 +94,7 @@ impl Watchdog {
             read_dead: Default::default(),
             hosts_down: HashMap::new(),
             server_live: None,
+            slurm: HashMap::new(),
         })
     }
 
@@ -154,6 +158,7 @@ impl Watchdog {
         });
         // One snapshot of the server for the whole tick (policies, care, wakes, healing),
         // retaken only when the policy pass started or stopped a session.
+        self.slurm_tick();
         let snapshot = self.server_tick();
         if let Some(f) = &snapshot {
             self.hosts_tick(f);

@@ -22,6 +22,7 @@ mod redeliver;
 mod report;
 mod screen_gate;
 mod sim;
+mod slurm;
 mod sshd;
 mod standalone;
 mod substrate;

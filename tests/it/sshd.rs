@@ -123,7 +123,7 @@ impl Sshd {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\n\
              AuthorizedKeysFile {auth}\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nAllowUsers {USER}\n\
-             MaxSessions 20\nLogLevel ERROR\n",
+             MaxSessions 20\nLogLevel ERROR\nAcceptEnv SLURM_CONF\n",
             hk = host_key.display(),
             pid = dir.path().join("sshd.pid").display(),
             auth = auth.display(),
