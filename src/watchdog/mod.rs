@@ -9,6 +9,7 @@ pub mod limit;
 pub mod outbox;
 mod pane_cache;
 mod phase_tick;
+pub mod pool;
 pub mod policy;
 mod redeliver;
 pub mod screen;
