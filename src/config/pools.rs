@@ -89,7 +89,9 @@ pub(super) fn build_pools(c: &mut Checker<'_>, raw: &RawConfig, agents: &[Agent]
         if !valid_name(name) {
             c.error(
                 &[Seg::Key("pool"), Seg::Key(name.as_str())],
-                format!("[pool.{name}]: a pool name may use only letters, digits, '-', '_' and '.'"),
+                format!(
+                    "[pool.{name}]: a pool name may use only letters, digits, '-', '_' and '.'"
+                ),
             );
             continue;
         }
@@ -133,7 +135,10 @@ pub(super) fn build_pools(c: &mut Checker<'_>, raw: &RawConfig, agents: &[Agent]
                 "backend {name}: pool {pool:?} is not declared; add a [pool.{pool}] table (declared: {})",
                 known()
             );
-            c.error(&[Seg::Key("backend"), Seg::Key(name), Seg::Key("pool")], msg);
+            c.error(
+                &[Seg::Key("backend"), Seg::Key(name), Seg::Key("pool")],
+                msg,
+            );
             continue;
         }
         by_backend.insert(name, pool.clone());
@@ -194,7 +199,10 @@ fn home() -> Option<PathBuf> {
 /// `CODEX_HOME/auth.json`; any backend: its API key variables.
 fn account_identity(agent: &Agent, backend: &Backend) -> Option<String> {
     let env = |k: &str| agent_env(agent, k).filter(|v| !v.trim().is_empty());
-    let family = backend.preset.clone().unwrap_or_else(|| backend.name.clone());
+    let family = backend
+        .preset
+        .clone()
+        .unwrap_or_else(|| backend.name.clone());
     let mut parts: Vec<String> = Vec::new();
     match family.as_str() {
         "claude-code" | "claude" => {
@@ -214,8 +222,7 @@ fn account_identity(agent: &Agent, backend: &Backend) -> Option<String> {
                 Some(a) => parts.push(format!("account={a}")),
                 None => parts.push(format!(
                     "home={}",
-                    dir.or_else(|| home().map(|h| h.join(".claude")))?
-                        .display()
+                    dir.or_else(|| home().map(|h| h.join(".claude")))?.display()
                 )),
             }
         }
@@ -361,7 +368,10 @@ backend = "sim"
             p.pool.probe_ladder,
             vec![Duration::from_secs(60), Duration::from_secs(120)]
         );
-        assert!(cfg.pool_of("b").is_none(), "a sim with no account is in no pool");
+        assert!(
+            cfg.pool_of("b").is_none(),
+            "a sim with no account is in no pool"
+        );
     }
 
     #[test]
@@ -408,7 +418,10 @@ pool = "two"
     fn bad_pool_knobs_are_errors() {
         let e = load(&format!("[pool.max-a]\nprobe_ladder = []\n{AGENTS}")).unwrap_err();
         assert!(e.contains("[pool.max-a].probe_ladder is empty"), "{e}");
-        let e = load(&format!("[pool.max-a]\nrelease_stagger = \"soon\"\n{AGENTS}")).unwrap_err();
+        let e = load(&format!(
+            "[pool.max-a]\nrelease_stagger = \"soon\"\n{AGENTS}"
+        ))
+        .unwrap_err();
         assert!(e.contains("pool.max-a.release_stagger"), "{e}");
         let e = load(&format!("[pool.max-a]\nrelese_stagger = 3\n{AGENTS}")).unwrap_err();
         assert!(e.contains("did you mean `release_stagger`"), "{e}");
@@ -439,7 +452,10 @@ env = { ANTHROPIC_API_KEY = "sk-secret-2" }
         assert_eq!(pools.len(), 1, "{pools:?}");
         let (name, p) = pools.iter().next().unwrap();
         assert_eq!(p.members, vec!["a", "b"]);
-        assert!(name.starts_with("sim-") && name.len() == "sim-".len() + 12, "{name}");
+        assert!(
+            name.starts_with("sim-") && name.len() == "sim-".len() + 12,
+            "{name}"
+        );
         assert!(!format!("{pools:?}").contains("secret"));
     }
 
@@ -451,7 +467,9 @@ env = { ANTHROPIC_API_KEY = "sk-secret-2" }
             std::fs::create_dir_all(d).unwrap();
             std::fs::write(
                 d.join(".claude.json"),
-                format!(r#"{{"oauthAccount": {{"accountUuid": "{uuid}", "emailAddress": "x@y"}}}}"#),
+                format!(
+                    r#"{{"oauthAccount": {{"accountUuid": "{uuid}", "emailAddress": "x@y"}}}}"#
+                ),
             )
             .unwrap();
         }
@@ -477,7 +495,10 @@ env = {{ CLAUDE_CONFIG_DIR = "{}" }}
             r#"{"oauthAccount": {"accountUuid": "u-2"}}"#,
         )
         .unwrap();
-        assert!(cfg.pool_members().is_empty(), "two accounts: no shared pool");
+        assert!(
+            cfg.pool_members().is_empty(),
+            "two accounts: no shared pool"
+        );
     }
 
     #[test]

@@ -195,11 +195,17 @@ mod tests {
 
     #[test]
     fn the_account_limit_file_says_until_when() {
-        assert_eq!(parse_account_limit("until=1750000000\n"), Some(1_750_000_000));
+        assert_eq!(
+            parse_account_limit("until=1750000000\n"),
+            Some(1_750_000_000)
+        );
         assert_eq!(parse_account_limit(" 1750000000.2 "), Some(1_750_000_001));
         assert_eq!(parse_account_limit("soon"), None);
         assert_eq!(parse_account_limit("until=-5"), None);
-        assert_eq!(account_banner(1_750_000_000), "Claude AI usage limit reached|1750000000");
+        assert_eq!(
+            account_banner(1_750_000_000),
+            "Claude AI usage limit reached|1750000000"
+        );
     }
 
     #[test]

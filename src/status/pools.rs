@@ -39,7 +39,12 @@ fn rfc(secs: f64) -> Option<String> {
 }
 
 /// Every pool of `cfg` and, by agent, the hold that holds it now.
-pub fn gather(cfg: &Config) -> (Vec<PoolReport>, BTreeMap<String, (String, Option<PoolHold>)>) {
+pub fn gather(
+    cfg: &Config,
+) -> (
+    Vec<PoolReport>,
+    BTreeMap<String, (String, Option<PoolHold>)>,
+) {
     let mut reports = Vec::new();
     let mut by_agent = BTreeMap::new();
     for (name, pm) in cfg.pool_members() {

@@ -78,9 +78,9 @@ pub fn next_until(
 /// True when the last record of an agent's hooks is a rate-limit `StopFailure` newer than
 /// `after` (Unix seconds): the agent has done nothing since its turn failed on the limit. Pure.
 pub fn hook_limited(records: &[HookRecord], after: f64) -> bool {
-    records.last().is_some_and(|r| {
-        hooks::is_rate_limit(r) && r.epoch().is_some_and(|t| t as f64 > after)
-    })
+    records
+        .last()
+        .is_some_and(|r| hooks::is_rate_limit(r) && r.epoch().is_some_and(|t| t as f64 > after))
 }
 
 /// `<state_dir>/pool-<name>.released`: when the pool's last hold ended (Unix seconds), so a
@@ -345,7 +345,10 @@ mod tests {
     fn a_held_pool_waits_then_probes_the_member_that_showed_the_limit() {
         let members = names(&["a", "b", "c"]);
         let all = members.clone();
-        assert_eq!(pool_step(&hold(100.0), &members, &all, 99.0), PoolStep::Wait);
+        assert_eq!(
+            pool_step(&hold(100.0), &members, &all, 99.0),
+            PoolStep::Wait
+        );
         assert_eq!(
             pool_step(&hold(100.0), &members, &all, 100.0),
             PoolStep::Probe("b".into())
@@ -355,7 +358,10 @@ mod tests {
             pool_step(&hold(100.0), &members, &names(&["c"]), 100.0),
             PoolStep::Probe("c".into())
         );
-        assert_eq!(pool_step(&hold(100.0), &members, &[], 100.0), PoolStep::Wait);
+        assert_eq!(
+            pool_step(&hold(100.0), &members, &[], 100.0),
+            PoolStep::Wait
+        );
     }
 
     #[test]
@@ -427,7 +433,10 @@ mod tests {
             rec("StopFailure", Some("rate_limit"), 20),
         ];
         assert!(hook_limited(&limited, 0.0));
-        assert!(!hook_limited(&limited, 20.0), "seen before the last release");
+        assert!(
+            !hook_limited(&limited, 20.0),
+            "seen before the last release"
+        );
         let resumed = vec![limited[1].clone(), rec("UserPromptSubmit", None, 30)];
         assert!(!hook_limited(&resumed, 0.0));
         assert!(!hook_limited(
