@@ -38,13 +38,11 @@ fn rfc(secs: f64) -> Option<String> {
     super::rfc3339(secs.floor() as i64)
 }
 
-/// Every pool of `cfg` and, by agent, the hold that holds it now.
-pub fn gather(
-    cfg: &Config,
-) -> (
-    Vec<PoolReport>,
-    BTreeMap<String, (String, Option<PoolHold>)>,
-) {
+/// By agent: its pool's name and the hold that holds it now.
+pub type Pooled = BTreeMap<String, (String, Option<PoolHold>)>;
+
+/// Every pool of `cfg` and, by agent, its pool and the hold that holds it now.
+pub fn gather(cfg: &Config) -> (Vec<PoolReport>, Pooled) {
     let mut reports = Vec::new();
     let mut by_agent = BTreeMap::new();
     for (name, pm) in cfg.pool_members() {
