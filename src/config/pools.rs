@@ -189,6 +189,42 @@ fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Account files read so far, by path, with the modification time they were read at: the
+/// watchdog asks every tick, and `~/.claude.json` can be megabytes.
+type AccountCache = BTreeMap<PathBuf, (Option<std::time::SystemTime>, Option<String>)>;
+static ACCOUNTS: std::sync::LazyLock<std::sync::Mutex<AccountCache>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// `pick` applied to the JSON file at `path`, re-read only when the file changed.
+fn account_in(path: &Path, pick: fn(&Value) -> Option<String>) -> Option<String> {
+    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut cache = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, account)) = cache.get(path)
+        && *at == mtime
+        && mtime.is_some()
+    {
+        return account.clone();
+    }
+    let account = read_json(path).as_ref().and_then(pick);
+    cache.insert(path.to_path_buf(), (mtime, account.clone()));
+    account
+}
+
+fn claude_account(v: &Value) -> Option<String> {
+    let a = v.get("oauthAccount")?;
+    a.get("accountUuid")
+        .or_else(|| a.get("emailAddress"))
+        .and_then(Value::as_str)
+        .map(String::from)
+}
+
+fn codex_account(v: &Value) -> Option<String> {
+    v.pointer("/tokens/account_id")
+        .or_else(|| v.get("OPENAI_API_KEY"))
+        .and_then(Value::as_str)
+        .map(String::from)
+}
+
 fn home() -> Option<PathBuf> {
     std::env::var_os("HOME").map(PathBuf::from)
 }
@@ -211,13 +247,7 @@ fn account_identity(agent: &Agent, backend: &Backend) -> Option<String> {
                 Some(d) => Some(d.join(".claude.json")),
                 None => home().map(|h| h.join(".claude.json")),
             };
-            let account = file.as_deref().and_then(read_json).and_then(|v| {
-                let a = v.get("oauthAccount")?;
-                a.get("accountUuid")
-                    .or_else(|| a.get("emailAddress"))
-                    .and_then(Value::as_str)
-                    .map(String::from)
-            });
+            let account = file.as_deref().and_then(|f| account_in(f, claude_account));
             match account {
                 Some(a) => parts.push(format!("account={a}")),
                 None => parts.push(format!(
@@ -230,13 +260,7 @@ fn account_identity(agent: &Agent, backend: &Backend) -> Option<String> {
             let dir = env("CODEX_HOME")
                 .map(PathBuf::from)
                 .or_else(|| home().map(|h| h.join(".codex")))?;
-            let auth = read_json(&dir.join("auth.json"));
-            let account = auth.as_ref().and_then(|v| {
-                v.pointer("/tokens/account_id")
-                    .or_else(|| v.get("OPENAI_API_KEY"))
-                    .and_then(Value::as_str)
-                    .map(String::from)
-            });
+            let account = account_in(&dir.join("auth.json"), codex_account);
             match account {
                 Some(a) => parts.push(format!("account={a}")),
                 None => parts.push(format!("home={}", dir.display())),

@@ -29,8 +29,10 @@ pub enum PoolStep {
 }
 
 /// The pool rule. Before a probe succeeded: probe at `until`, into the member that showed the
-/// limit when it runs, else the first running member (none running: wait). After: release the
-/// members still held one at a time, in config order, each `release_stagger` apart. Pure.
+/// limit when it runs, else the first running member; with none running, release the first
+/// member (healing starts it, and its kickoff is the probe: a banner holds the pool again).
+/// After: release the members still held one at a time, in config order, each
+/// `release_stagger` apart. Pure.
 pub fn pool_step(hold: &PoolHold, members: &[String], running: &[String], now: f64) -> PoolStep {
     match hold.next_release {
         None if now < hold.until => PoolStep::Wait,
@@ -40,7 +42,11 @@ pub fn pool_step(hold: &PoolHold, members: &[String], running: &[String], now: f
             } else {
                 members.iter().find(|m| running.contains(m)).cloned()
             };
-            prober.map_or(PoolStep::Wait, PoolStep::Probe)
+            match (prober, members.first()) {
+                (Some(p), _) => PoolStep::Probe(p),
+                (None, Some(first)) => PoolStep::Release(first.clone()),
+                (None, None) => PoolStep::Wait,
+            }
         }
         Some(at) if now < at => PoolStep::Wait,
         Some(_) => members
@@ -239,7 +245,14 @@ impl Watchdog {
                         self.probe_pool(pm, hold, &agent);
                     }
                 }
-                PoolStep::Release(name) => self.release(pm, hold, &name, "stagger"),
+                PoolStep::Release(name) => {
+                    let how = if hold.next_release.is_some() {
+                        "stagger"
+                    } else {
+                        "none_running"
+                    };
+                    self.release(pm, hold, &name, how);
+                }
             }
             if let Some(hold) = pool_hold::load(&self.cfg, &pm.pool.name) {
                 for m in pm.members.iter().filter(|m| hold.holds(m)) {
@@ -353,15 +366,17 @@ mod tests {
             pool_step(&hold(100.0), &members, &all, 100.0),
             PoolStep::Probe("b".into())
         );
-        // The limited member is gone: the first running one probes; none running: wait.
+        // The limited member is gone: the first running one probes; none running: the first
+        // is released, to be started (its kickoff probes).
         assert_eq!(
             pool_step(&hold(100.0), &members, &names(&["c"]), 100.0),
             PoolStep::Probe("c".into())
         );
         assert_eq!(
             pool_step(&hold(100.0), &members, &[], 100.0),
-            PoolStep::Wait
+            PoolStep::Release("a".into())
         );
+        assert_eq!(pool_step(&hold(100.0), &members, &[], 99.0), PoolStep::Wait);
     }
 
     #[test]
