@@ -156,7 +156,10 @@ mod attention_tests {
         );
         let rel = serde_json::json!({"event": "pool_released", "agent": "a", "pool": "max-a",
             "how": "stagger", "remaining": 1});
-        assert_eq!(what(&rel, &no_subjects), "(pool max-a, stagger, 1 still held)");
+        assert_eq!(
+            what(&rel, &no_subjects),
+            "(pool max-a, stagger, 1 still held)"
+        );
     }
 
     #[test]

@@ -146,7 +146,10 @@ impl Watchdog {
             "screen"
         } else if hook_limited(
             &hooks::read_records(&self.cfg.log_dir, &agent.name),
-            last_release(&self.cfg, &pm.pool.name),
+            // A record from before this hold (or the last one) began was handled already.
+            hold.as_ref()
+                .map_or(0.0, |h| h.since)
+                .max(last_release(&self.cfg, &pm.pool.name)),
         ) {
             "hook"
         } else {

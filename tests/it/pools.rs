@@ -261,3 +261,88 @@ fn an_undeclared_pool_or_a_bad_knob_is_a_config_error_naming_the_field() {
         assert!(err.contains(want), "{err}");
     }
 }
+
+#[test]
+fn a_rate_limit_stop_failure_hook_holds_the_pool_until_one_probe_releases_it() {
+    let body = format!(
+        r#"{}
+[pool.acct]
+release_stagger = 1
+probe_ladder = ["4s"]
+
+[[agent]]
+name = "a"
+backend = "rec"
+kind = "persistent"
+watch = "heal"
+pool = "acct"
+
+[[agent]]
+name = "b"
+backend = "rec"
+kind = "persistent"
+watch = "heal"
+pool = "acct"
+"#,
+        crate::project::RECORDER_BACKEND
+    );
+    let p = Project::new(&body);
+    p.orch_ok(&["up"]);
+    assert!(p.wait_events("watchdog_started", 1, Duration::from_secs(10)));
+    // Claude Code's StopFailure hook, as `orch hook` receives it from agent b's CLI.
+    let mut hook = std::process::Command::new(crate::support::orch_bin())
+        .args(["hook", "StopFailure"])
+        .env("ORCH_AGENT", "b")
+        .env("ORCH_LOG_DIR", p.log_dir())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = hook.stdin.take().unwrap();
+        stdin
+            .write_all(
+                br#"{"hook_event_name": "StopFailure", "error": "rate_limit", "session_id": "s1"}"#,
+            )
+            .unwrap();
+    }
+    assert!(hook.wait().unwrap().success());
+    assert!(
+        p.wait_events("pool_held", 1, Duration::from_secs(10)),
+        "{:#?}",
+        p.events()
+    );
+    let held = &p.events_named("pool_held")[0];
+    assert_eq!(held["source"], "hook", "{held}");
+    assert_eq!(held["agent"], "b", "{held}");
+    assert_eq!(held["reset_parsed"], false, "{held}");
+    let json = status_json(&p);
+    for a in json["agents"].as_array().unwrap() {
+        assert_eq!(a["state"], "held", "{a}");
+    }
+    assert!(
+        wait_for(Duration::from_secs(20), || p
+            .events_named("pool_released")
+            .iter()
+            .any(|e| e["remaining"] == 0)),
+        "{:#?}",
+        p.events()
+    );
+    let probes = p.events_named("pool_probe");
+    assert_eq!(probes.len(), 1, "{probes:#?}");
+    assert_eq!(probes[0]["agent"], "b");
+    assert!(
+        p.typed("b").to_lowercase().contains("quota"),
+        "{}",
+        p.typed("b")
+    );
+    assert!(
+        !p.typed("a").to_lowercase().contains("quota"),
+        "{}",
+        p.typed("a")
+    );
+    // The old StopFailure record does not hold the pool again.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(p.events_named("pool_held").len(), 1, "{:#?}", p.events());
+    p.orch_ok(&["down"]);
+}
