@@ -62,14 +62,24 @@ pub const STALLED: &str = "stalled";
 /// A phase with no handoff commit for `phase_quiet_after`. Fields: `phase`, `quiet_secs`, `summary`.
 pub const PHASE_QUIET: &str = "phase_quiet";
 
+/// An account pool is held: one member showed a usage limit, so no ping is typed into any
+/// member and none is counted stalled or healed. Fields: `pool`, `until` (RFC 3339: the next
+/// probe), `source` = screen|hook|probe, `agent` (the member that showed it), `members`,
+/// `reset_parsed`, `key` (a derived pool's account key: a hash, never a secret).
+pub const POOL_HELD: &str = "pool_held";
+/// One member of a held pool was typed the limit probe. Fields: `pool`, `agent`, `probe`
+/// (count in this hold), `delivered`.
+pub const POOL_PROBE: &str = "pool_probe";
+/// A member of a pool is released after a successful probe (the prober first, then one every
+/// `release_stagger`); its queued pings follow. Fields: `pool`, `agent`, `how` = probe|stagger,
+/// `held_secs`, `remaining` (members still held; 0: the pool is free).
+pub const POOL_RELEASED: &str = "pool_released";
+
 /// Event names DESIGN.md fixes that other parts of orch emit (hosts, pools, outbox, jobs):
 /// accepted wherever a config names events (`[[notify]].events`).
 pub const DESIGNED: &[&str] = &[
     "ping_acked",
     "ping_lost",
-    "pool_held",
-    "pool_probe",
-    "pool_released",
     "rotation_requested",
     "rotated",
     "rotation_failed",
@@ -127,6 +137,9 @@ pub const ALL: &[&str] = &[
     GAVE_UP,
     AUTO_ACCEPTED,
     NEEDS_ATTENTION,
+    POOL_HELD,
+    POOL_PROBE,
+    POOL_RELEASED,
     STATE_CHANGED,
     NOTIFY_FAILED,
     STALLED,

@@ -20,6 +20,7 @@ pub const HOOK_EVENTS: &[&str] = &[
     "PreToolUse",
     "Stop",
     "Notification",
+    "StopFailure",
 ];
 
 /// How many records a hook file keeps.
@@ -77,6 +78,10 @@ pub struct HookRecord {
     /// the prompt itself is never kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ping_id: Option<String>,
+    /// StopFailure: the kind of error that ended the turn (`rate_limit`, ...), cut to 80
+    /// characters (from `error`, `error_type` or `reason`; an object's `type`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The id in the last `[orch:ping <id>]` mark of `prompt`, if any (ids are `[A-Za-z0-9._-]`).
@@ -117,7 +122,34 @@ pub fn record_from_input(event: &str, input: &Value, now: DateTime<Utc>) -> Hook
         source: text("source"),
         message: text("message").map(|m| m.chars().take(200).collect()),
         ping_id: text("prompt").and_then(|p| ping_id_in(&p)),
+        error: error_kind(input),
     }
+}
+
+/// The error kind of a StopFailure input: `error` / `error_type` / `reason` as a string, or
+/// the `type` (else `code`) of an `error` object. Never the message text.
+fn error_kind(input: &Value) -> Option<String> {
+    let kind = ["error", "error_type", "reason"].iter().find_map(|k| {
+        let v = input.get(*k)?;
+        v.as_str().map(String::from).or_else(|| {
+            v.get("type")
+                .or_else(|| v.get("code"))
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
+    })?;
+    let kind: String = kind.chars().take(80).collect();
+    (!kind.is_empty()).then_some(kind)
+}
+
+/// True when a hook record says the turn ended on a usage or rate limit (a Claude Code
+/// `StopFailure` whose error is `rate_limit`).
+pub fn is_rate_limit(record: &HookRecord) -> bool {
+    record.event == "StopFailure"
+        && record.error.as_deref().is_some_and(|e| {
+            let e = e.to_ascii_lowercase();
+            e.contains("rate_limit") || e.contains("rate limit") || e.contains("429")
+        })
 }
 
 /// `<log_dir>/hooks/<agent>.jsonl`.

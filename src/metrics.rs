@@ -132,7 +132,37 @@ pub fn log_counters(log: &Log, now_ms: i64) -> LogCounters {
             now_ms,
         },
     );
-    for a in &figures.agents {
+    // Account pools: a hold runs from `pool_held` to the `pool_released` that frees the last
+    // member; their members are counted under the pool, not one by one.
+    let mut pooled: std::collections::BTreeSet<String> = Default::default();
+    let mut open: BTreeMap<String, i64> = BTreeMap::new();
+    for e in &log.events {
+        let Some(pool) = e.str("pool").map(String::from) else {
+            continue;
+        };
+        match e.name.as_str() {
+            "pool_held" => {
+                if let Some(m) = e.fields.get("members").and_then(|m| m.as_array()) {
+                    pooled.extend(m.iter().filter_map(|v| v.as_str().map(String::from)));
+                }
+                pooled.extend(e.agent.clone());
+                open.entry(pool.clone()).or_insert(e.ts);
+                c.held_seconds.entry(pool).or_default();
+            }
+            "pool_released" if e.f64("remaining") == Some(0.0) => {
+                if let Some(start) = open.remove(&pool) {
+                    *c.held_seconds.entry(pool).or_default() +=
+                        (e.ts - start).max(0) as f64 / 1000.0;
+                }
+            }
+            _ => {}
+        }
+    }
+    for (pool, start) in open {
+        *c.held_seconds.entry(pool.clone()).or_default() += (now_ms - start).max(0) as f64 / 1000.0;
+        c.held_open.insert(pool, now_ms);
+    }
+    for a in figures.agents.iter().filter(|a| !pooled.contains(&a.name)) {
         if a.limit_holds > 0 || a.seconds.held > 0.0 {
             c.held_seconds.insert(a.name.clone(), a.seconds.held);
         }
@@ -342,6 +372,22 @@ mod tests {
     fn label_values_are_escaped() {
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(labels(&[("agent", "x\"y")]), "{agent=\"x\\\"y\"}");
+    }
+
+    #[test]
+    fn a_pool_hold_counts_once_under_the_pool_until_its_last_release() {
+        let text = concat!(
+            "{\"ts\":\"2026-01-01T00:00:00Z\",\"event\":\"limit_hit\",\"agent\":\"a\",\"pool\":\"acct\"}\n",
+            "{\"ts\":\"2026-01-01T00:00:00Z\",\"event\":\"pool_held\",\"agent\":\"a\",\"pool\":\"acct\",\"members\":[\"a\",\"b\"]}\n",
+            "{\"ts\":\"2026-01-01T00:01:00Z\",\"event\":\"pool_released\",\"agent\":\"a\",\"pool\":\"acct\",\"remaining\":1}\n",
+            "{\"ts\":\"2026-01-01T00:01:30Z\",\"event\":\"pool_released\",\"agent\":\"b\",\"pool\":\"acct\",\"remaining\":0}\n",
+            "{\"ts\":\"2026-01-01T00:02:00Z\",\"event\":\"pool_held\",\"agent\":\"b\",\"pool\":\"acct\",\"members\":[\"a\",\"b\"]}\n",
+        );
+        let log = report::parse_log(text.as_bytes());
+        let c = log_counters(&log, 1_767_225_720_000 + 10_000);
+        assert_eq!(c.held_seconds["acct"], 100.0, "{:?}", c.held_seconds);
+        assert!(!c.held_seconds.contains_key("a"), "{:?}", c.held_seconds);
+        assert!(c.held_open.contains_key("acct"), "the second hold is open");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What `orch status` shows: every agent, service and the watchdog, and the phase, gathered
 //! from one tmux call; rendered as a table or as the JSON of DESIGN.md (fields never renamed).
 pub mod attention;
+pub mod pools;
 mod state;
 mod table;
 
@@ -32,6 +33,8 @@ pub struct Report {
     pub watchdog: WatchdogReport,
     /// Each `[host.NAME]`: reachable, round trip, tmux version, error (empty without hosts).
     pub hosts: Vec<HostReport>,
+    /// Account pools: members, hold, queued pings (empty without pools).
+    pub pools: Vec<pools::PoolReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,6 +92,8 @@ pub struct AgentReport {
     pub tool_counts: BTreeMap<String, u64>,
     /// The `[host.NAME]` it runs on, `"local"` for this machine.
     pub host: String,
+    /// The account pool it is in (`[pool.NAME]` or a derived `<backend>-<key>`), if any.
+    pub pool: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -119,6 +124,7 @@ pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
     let live = |session: &str| fleet.get(session).filter(|p| !p.dead);
     let history = EventHistory::read(&cfg.events_file());
     let attention = screen::load_attention(cfg);
+    let (pool_reports, pooled) = pools::gather(cfg);
     let agents = cfg
         .agents
         .iter()
@@ -158,8 +164,20 @@ pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
                 last_tool_at: None,
                 tool_counts: BTreeMap::new(),
                 host: host_name(a.host.as_deref()),
+                pool: pooled.get(&a.name).map(|(p, _)| p.clone()),
             };
             observe_agent(cfg, a, fleet.get(&a.session), &history, now, &mut report);
+            if let Some((_, Some(hold))) = pooled.get(&a.name)
+                && report.parked.is_none()
+            {
+                // Its account pool is held: held, whatever its own screen shows.
+                report.state = "held";
+                report.until = hold
+                    .next_release
+                    .or(Some(hold.until))
+                    .and_then(|u| rfc3339(u.floor() as i64));
+                report.since = rfc3339(hold.since.floor() as i64);
+            }
             if fleet.unreachable(&a.session) {
                 // Its host did not answer: not dead, not stopped, just not known right now.
                 report.state = "unreachable";
@@ -203,6 +221,7 @@ pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
             session: wd,
         },
         hosts: fleet.hosts().to_vec(),
+        pools: pool_reports,
     }
 }
 

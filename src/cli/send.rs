@@ -64,6 +64,15 @@ pub fn send_message(cfg: &Config, tmux: &Tmux, name: &str, text: &str) -> Result
             "agent {name} is held by a usage-limit hold until {at}: nothing was sent"
         )));
     }
+    if let Some(hold) = crate::fleet::pool_hold::holding(cfg, &agent.name) {
+        let at = chrono::DateTime::from_timestamp(hold.until as i64, 0)
+            .map(|t| t.with_timezone(&chrono::Local).format("%H:%M").to_string())
+            .unwrap_or_else(|| "its reset".into());
+        return Err(Error::Runtime(format!(
+            "agent {name} is held with its account pool {} until {at}: nothing was sent",
+            hold.pool
+        )));
+    }
     let submit = cfg.backend_of(agent).submit_key.clone();
     let opts = DeliverOptions::default();
     let outcome = tmux.deliver(&agent.session, text, &submit, &opts)?;

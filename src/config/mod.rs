@@ -4,6 +4,7 @@ mod hosts;
 mod jobs;
 mod model;
 mod paths;
+mod pools;
 mod presets;
 mod problem;
 mod raw;
@@ -17,6 +18,9 @@ pub use hosts::{Host, LOCAL};
 pub use jobs::{DEFAULT_PROFILE, JobsCfg, Profile};
 pub use model::*;
 pub use paths::{PathProblems, check_paths};
+pub use pools::{
+    DEFAULT_PROBE_LADDER, DEFAULT_RELEASE_STAGGER, Pool, PoolMembers, Pools, account_key,
+};
 pub use problem::Problem;
 pub use raw::parse_duration;
 pub use slurm::Slurm;

@@ -34,6 +34,8 @@ pub struct Config {
     pub jobs: super::JobsCfg,
     /// `[profile.NAME]`: how a job's agent runs (an implicit `default` when none is configured).
     pub profiles: BTreeMap<String, super::Profile>,
+    /// `[pool.NAME]` tables and the agents `pool = "NAME"` places in them.
+    pub pools: super::Pools,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -31,6 +31,9 @@ pub struct RawConfig {
     /// `[host.NAME]`: machines reached over ssh.
     #[serde(default)]
     pub host: BTreeMap<String, RawHost>,
+    /// `[pool.NAME]`: agents sharing one account (see `pools.rs`).
+    #[serde(default)]
+    pub pool: BTreeMap<String, super::pools::RawPool>,
     /// Backends added from the built-in presets that no `[backend.X]` table names (filled by
     /// `with_presets`; validation keeps only those an agent uses).
     #[serde(skip)]
@@ -131,6 +134,8 @@ pub struct RawAgent {
     pub wake: Option<RawWake>,
     /// The `[host.NAME]` it runs on ("local" or absent: this machine).
     pub host: Option<String>,
+    /// The `[pool.NAME]` it shares an account with.
+    pub pool: Option<String>,
     #[serde(flatten)]
     pub keys: RawAgentKeys,
 }
@@ -201,6 +206,8 @@ pub struct RawNotify {
 pub struct RawBackend {
     /// A built-in preset whose keys this backend starts from (default: its own name, if a preset).
     pub preset: Option<String>,
+    /// The `[pool.NAME]` every agent of this backend is in (unless it names its own).
+    pub pool: Option<String>,
     pub bin: Option<String>,
     pub flags: Option<String>,
     pub prompt_delivery: Option<String>,

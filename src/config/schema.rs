@@ -35,10 +35,12 @@ const AGENT_ONLY_KEYS: &[&str] = &[
     "prompt_file",
     "wake",
     "host",
+    "pool",
 ];
 const WAKE_KEYS: &[&str] = &["interval", "prompt_file"];
 const SERVICE_KEYS: &[&str] = &["name", "command", "dir", "enabled", "env", "host"];
 const API_KEYS: &[&str] = &["metrics_listen"];
+const POOL_KEYS: &[&str] = &["release_stagger", "reset_slack", "probe_ladder"];
 const HOST_KEYS: &[&str] = &[
     "ssh",
     "ssh_options",
@@ -64,6 +66,7 @@ const NOTIFY_KEYS: &[&str] = &[
 ];
 pub const BACKEND_KEYS: &[&str] = &[
     "preset",
+    "pool",
     "screen_rules",
     "dialogs",
     "bin",
@@ -115,7 +118,7 @@ const HANDOFF_KEYS: &[&str] = &[
 const ON_COMPLETE_KEYS: &[&str] = &["run", "trigger_file"];
 const TOP_KEYS: &[&str] = &[
     "defaults", "watchdog", "backend", "agent", "service", "loop", "api", "notify", "jobs",
-    "profile", "host",
+    "profile", "host", "pool",
 ];
 
 /// A key the schema does not know, with where it is and the nearest known key.
@@ -182,6 +185,14 @@ pub fn unknown_keys(root: &DeTable<'_>) -> Vec<UnknownKey> {
                     if let DeValue::Table(ht) = h.get_ref() {
                         let p = format!("host.{}", name.get_ref());
                         check_table(ht, &p, HOST_KEYS, &mut out);
+                    }
+                }
+            }
+            ("pool", DeValue::Table(t)) => {
+                for (name, h) in t {
+                    if let DeValue::Table(pt) = h.get_ref() {
+                        let p = format!("pool.{}", name.get_ref());
+                        check_table(pt, &p, POOL_KEYS, &mut out);
                     }
                 }
             }

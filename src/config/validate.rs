@@ -151,6 +151,7 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         .as_ref()
         .map(|l| looping::build_loop(&mut c, l, &project_dir, &agents));
     let notify = notify::build_notify(&mut c, &raw.notify, &agents);
+    let pools = super::pools::build_pools(&mut c, &raw, &agents);
 
     let config = c.errors.is_empty().then(|| Config {
         path: path.to_path_buf(),
@@ -170,6 +171,7 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         grace_period: dur(&d.agent.grace_period, secs(30)),
         jobs,
         profiles,
+        pools,
     });
     Built {
         config,

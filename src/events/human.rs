@@ -105,6 +105,23 @@ fn detail(name: &str, e: &Value, subjects: &dyn Fn(&[String]) -> Vec<String>) ->
         "state_changed" => parts.push(format!("{} -> {}", s("from"), s("to"))),
         "host_unreachable" => parts.push(format!("{}: {}", s("host"), s("error"))),
         "host_back" => parts.push(s("host")),
+        "pool_held" => parts.push(format!(
+            "pool {} held until {} ({})",
+            s("pool"),
+            s("until"),
+            s("source")
+        )),
+        "pool_probe" => parts.push(format!(
+            "pool {}, probe {}",
+            s("pool"),
+            e.get("probe").and_then(Value::as_u64).unwrap_or(0)
+        )),
+        "pool_released" => parts.push(format!(
+            "pool {}, {}, {} still held",
+            s("pool"),
+            s("how"),
+            e.get("remaining").and_then(Value::as_u64).unwrap_or(0)
+        )),
         _ if !s("summary").is_empty() => parts.push(s("summary")),
         _ => {
             let rest: serde_json::Map<String, Value> = e
@@ -128,6 +145,22 @@ fn detail(name: &str, e: &Value, subjects: &dyn Fn(&[String]) -> Vec<String>) ->
 #[cfg(test)]
 mod attention_tests {
     use super::*;
+
+    #[test]
+    fn pool_events_read_as_pool_state_and_release() {
+        let held = serde_json::json!({"event": "pool_held", "agent": "b", "pool": "max-a",
+            "until": "2026-01-01T10:00:00+00:00", "source": "screen"});
+        assert_eq!(
+            what(&held, &no_subjects),
+            "(pool max-a held until 2026-01-01T10:00:00+00:00 (screen))"
+        );
+        let rel = serde_json::json!({"event": "pool_released", "agent": "a", "pool": "max-a",
+            "how": "stagger", "remaining": 1});
+        assert_eq!(
+            what(&rel, &no_subjects),
+            "(pool max-a, stagger, 1 still held)"
+        );
+    }
 
     #[test]
     fn needs_attention_reads_as_state_rule_and_exit_status_not_raw_json() {

@@ -155,3 +155,24 @@ fn a_prompt_keeps_only_its_orch_ping_id() {
         Some("y-2".into())
     );
 }
+
+#[test]
+fn a_stop_failure_on_a_rate_limit_is_recognised_and_keeps_no_message() {
+    for input in [
+        json!({ "error": "rate_limit", "message": "You've hit your limit" }),
+        json!({ "error": { "type": "rate_limit_error", "message": "429" } }),
+        json!({ "error_type": "rate_limit" }),
+    ] {
+        let r = record_from_input("StopFailure", &input, at(1));
+        assert!(is_rate_limit(&r), "{input}");
+    }
+    let other = record_from_input("StopFailure", &json!({ "error": "server_error" }), at(1));
+    assert!(!is_rate_limit(&other));
+    let stop = record_from_input("Stop", &json!({ "error": "rate_limit" }), at(1));
+    assert!(!is_rate_limit(&stop), "only StopFailure counts");
+    assert_eq!(
+        rec("PreToolUse", Some("Bash"), 1).error,
+        None,
+        "no error field on other records"
+    );
+}

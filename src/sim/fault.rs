@@ -116,6 +116,35 @@ where
     format!("Limit reached · resets {}", until.format("%-I:%M%P"))
 }
 
+/// The environment variable naming the shared-account limit file: every sim given the same
+/// file plays one account. While the file says `until=EPOCH` (Unix seconds; a bare number
+/// works too) and that time is ahead, a sim asked to work shows [`account_banner`] instead.
+pub const ACCOUNT_LIMIT_ENV: &str = "ORCH_SIM_ACCOUNT_LIMIT_FILE";
+
+/// The end of the shared-account limit in `text` (`until=EPOCH` or `EPOCH`), if it parses.
+pub fn parse_account_limit(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let t = t.strip_prefix("until=").unwrap_or(t).trim();
+    t.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite() && *f > 0.0)
+        .map(|f| f.ceil() as i64)
+}
+
+/// The shared-account limit in force now: its end when the file named by
+/// [`ACCOUNT_LIMIT_ENV`] says a time still ahead of `now` (Unix seconds).
+pub fn account_limit_until(now: i64) -> Option<i64> {
+    let path = std::env::var_os(ACCOUNT_LIMIT_ENV)?;
+    let until = parse_account_limit(&std::fs::read_to_string(path).ok()?)?;
+    (until > now).then_some(until)
+}
+
+/// The banner of a shared-account limit: Claude's older form with the reset in Unix seconds
+/// (second-exact, so a test's reset can be seconds away).
+pub fn account_banner(until: i64) -> String {
+    format!("Claude AI usage limit reached|{until}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +190,21 @@ mod tests {
         assert_eq!(
             limit_reset_time(exact, 60),
             Utc.with_ymd_and_hms(2030, 1, 1, 14, 6, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn the_account_limit_file_says_until_when() {
+        assert_eq!(
+            parse_account_limit("until=1750000000\n"),
+            Some(1_750_000_000)
+        );
+        assert_eq!(parse_account_limit(" 1750000000.2 "), Some(1_750_000_001));
+        assert_eq!(parse_account_limit("soon"), None);
+        assert_eq!(parse_account_limit("until=-5"), None);
+        assert_eq!(
+            account_banner(1_750_000_000),
+            "Claude AI usage limit reached|1750000000"
         );
     }
 

@@ -24,6 +24,11 @@ use screen::Screen;
 
 /// Options of the simulated agent. Its identity comes from the ORCH_* environment.
 ///
+/// A shared-account limit: every sim with ORCH_SIM_ACCOUNT_LIMIT_FILE=<file> plays one account;
+/// while the file holds `until=<unix seconds>` still ahead, a sim asked to work (kickoff or any
+/// typed line) shows `Claude AI usage limit reached|<until>` instead, and works again on the
+/// first line typed after that time.
+///
 /// Example: ORCH_ROLE=builder ORCH_KIND=loop ORCH_PHASE=p1 orch sim --fault limit-after-claim "kickoff text"
 #[derive(Debug, clap::Args)]
 pub struct SimArgs {
@@ -115,6 +120,9 @@ enum Trigger {
 enum Mode {
     Ready,
     Limited(DateTime<Local>),
+    /// The shared account is out of quota (`ORCH_SIM_ACCOUNT_LIMIT_FILE`): the file decides
+    /// when it lifts.
+    AccountLimited,
     /// Fatal or waiting: reads input, prints nothing.
     Idle,
     /// The turn ended on a network error: every line gets the error again.
@@ -289,19 +297,21 @@ impl Sim {
                 self.scr.say(fault::API_ERROR)?;
                 Ok(Flow::Continue)
             }
+            Mode::AccountLimited => {
+                self.scr.echo_input(line)?;
+                if let Some(until) = fault::account_limit_until(Local::now().timestamp()) {
+                    self.scr.say(&fault::account_banner(until))?;
+                    return Ok(Flow::Continue);
+                }
+                self.resume_after_limit(line)
+            }
             Mode::Limited(until) => {
                 self.scr.echo_input(line)?;
                 if Local::now() < until {
                     self.scr.say(&limit_banner(&until))?;
                     return Ok(Flow::Continue);
                 }
-                self.scr.clear()?;
-                self.banner()?;
-                self.scr.echo_input(line)?;
-                // Worded so that it does not match a limit_re ("usage limit"): a resumed agent is not limited.
-                self.scr.say("Quota window reset; resuming.")?;
-                self.mode = Mode::Ready;
-                self.work(Trigger::Ping)
+                self.resume_after_limit(line)
             }
             Mode::Ready => {
                 self.scr.echo_input(line)?;
@@ -320,6 +330,17 @@ impl Sim {
                 self.work(trigger)
             }
         }
+    }
+
+    /// The limit is over: clear the screen (no banner left on it) and work on `line`.
+    fn resume_after_limit(&mut self, line: &str) -> Result<Flow> {
+        self.scr.clear()?;
+        self.banner()?;
+        self.scr.echo_input(line)?;
+        // Worded so that it does not match a limit_re ("usage limit"): a resumed agent is not limited.
+        self.scr.say("Quota window reset; resuming.")?;
+        self.mode = Mode::Ready;
+        self.work(Trigger::Ping)
     }
 
     fn classify(&self, line: &str) -> Trigger {
@@ -362,6 +383,11 @@ impl Sim {
 
     /// Run one step for `trigger`, then play any fault that is due.
     fn work(&mut self, trigger: Trigger) -> Result<Flow> {
+        if let Some(until) = fault::account_limit_until(Local::now().timestamp()) {
+            self.mode = Mode::AccountLimited;
+            self.scr.say(&fault::account_banner(until))?;
+            return Ok(Flow::Continue);
+        }
         if self.steps == 0 && self.take_fault(|f| *f == Fault::Limit).is_some() {
             self.enter_limit()?;
             return Ok(Flow::Continue);

@@ -120,6 +120,7 @@ pub fn render_table_styled(r: &Report, now: i64, colour: bool) -> String {
             style,
         ),
     );
+    out += &super::pools::render(&r.pools);
     out
 }
 
@@ -236,6 +237,7 @@ mod tests {
             last_tool_at: None,
             tool_counts: Default::default(),
             host: "local".into(),
+            pool: None,
         }
     }
 
@@ -259,6 +261,7 @@ mod tests {
                 session: "p-watchdog".into(),
             },
             hosts: Vec::new(),
+            pools: Vec::new(),
         }
     }
 

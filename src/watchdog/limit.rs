@@ -217,7 +217,7 @@ impl Watchdog {
 
     /// Watch the pane for up to [`PROBE_SETTLE`] after a probe; returns the last capture
     /// (early as soon as it no longer shows the limit).
-    fn watch_probe(&self, agent: &Agent, typed: &[String]) -> String {
+    pub(super) fn watch_probe(&self, agent: &Agent, typed: &[String]) -> String {
         let deadline = Instant::now() + PROBE_SETTLE;
         let mut last = String::new();
         loop {

@@ -10,6 +10,7 @@ pub mod outbox;
 mod pane_cache;
 mod phase_tick;
 pub mod policy;
+pub mod pool;
 mod redeliver;
 pub mod screen;
 pub mod server;

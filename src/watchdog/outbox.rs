@@ -6,11 +6,14 @@ use super::Watchdog;
 use crate::config::Agent;
 use crate::detect::{Classification, ScreenState};
 use crate::events;
-use crate::fleet::pings::{PendingPing, enqueue, load, outbox_file, save};
+use crate::fleet::pings::{Outbox, PendingPing, enqueue, load, outbox_file, save};
 use crate::tmux::Fleet;
 
 /// Typed but not confirmed this many times: given up (reported as not delivered).
 pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The `waiting_on` of a ping held back because its agent's account pool is held.
+pub const POOL_HELD: &str = "pool_held";
 
 /// What typing into `state` would do: `Some(true)` takes input now, `Some(false)` must wait,
 /// for a backend without screen rules (`None`) always true (typed as before). A `busy` screen
@@ -66,7 +69,10 @@ impl Watchdog {
             let before = outbox.clone();
             let running = fleet.get(&agent.session).is_some_and(|p| !p.dead);
             let has_rules = !self.cfg.backend_of(agent).screen_rules.is_empty();
-            if !has_rules && !running {
+            if let Some(hold) = self.pool_holding(&agent.name) {
+                // Its account pool is held: nothing is typed, every ping stays queued.
+                self.wait_on_pool(agent, &mut outbox, &hold.pool);
+            } else if !has_rules && !running {
                 for ping in outbox.pings.drain(..) {
                     self.log_ping(agent, &ping, false);
                 }
@@ -108,6 +114,23 @@ impl Watchdog {
         }
     }
 
+    /// Mark every queued ping of `agent` as waiting on its held pool (one `ping_queued` each).
+    fn wait_on_pool(&self, agent: &Agent, outbox: &mut Outbox, pool: &str) {
+        for ping in &mut outbox.pings {
+            if ping.waiting_on.as_deref() != Some(POOL_HELD) {
+                ping.waiting_on = Some(POOL_HELD.to_string());
+                tracing::info!(agent = %agent.name, id = %ping.id, pool, "ping waits for its pool");
+                self.event(
+                    events::PING_QUEUED,
+                    json!({
+                        "agent": agent.name, "reason": ping.reason, "id": ping.id,
+                        "waiting_on": POOL_HELD, "pool": pool,
+                    }),
+                );
+            }
+        }
+    }
+
     fn log_ping(&self, agent: &Agent, ping: &PendingPing, delivered: bool) {
         tracing::info!(agent = %agent.name, reason = %ping.reason, delivered, "ping");
         let mut fields = json!({
@@ -126,7 +149,6 @@ impl Watchdog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::pings::Outbox;
 
     #[test]
     fn a_ping_waits_on_dialogs_logins_errors_and_starting_screens() {

@@ -193,7 +193,8 @@ impl Watchdog {
                 // A held agent is never rebooted: the change is applied once the hold lifts.
                 Some(fp)
                     if *fp != now_fp
-                        && super::limit::load_hold(&self.cfg, &a.session).is_none() =>
+                        && super::limit::load_hold(&self.cfg, &a.session).is_none()
+                        && crate::fleet::pool_hold::holding(&self.cfg, &a.name).is_none() =>
                 {
                     tracing::info!(agent = %a.name, "launch settings changed: restarting it");
                     self.stop(a);

@@ -14,7 +14,8 @@ use crate::tmux::Fleet;
 /// What the care pass saw, for the rest of the tick.
 #[derive(Debug, Default)]
 pub(super) struct Care {
-    /// Agents held by a usage limit or restarted this tick: healing leaves them alone.
+    /// Agents held by a usage limit (their own or their pool's) or restarted this tick:
+    /// healing leaves them alone.
     pub skip: BTreeSet<String>,
     /// Agents held by a usage limit (wakes are not typed into them).
     pub held: BTreeSet<String>,
@@ -26,6 +27,7 @@ impl Watchdog {
     /// Limit and stall checks for every watched agent running in `fleet`.
     pub(super) fn care_tick(&mut self, fleet: &Fleet) -> Care {
         let mut care = Care::default();
+        let pools = self.cfg.pool_members();
         let attention = crate::fleet::screen::load_attention(&self.cfg);
         // Panes on hosts: one call per host for all their screens this tick.
         let running: Vec<_> = watched(&self.cfg)
@@ -64,7 +66,12 @@ impl Watchdog {
                     continue;
                 }
             };
-            if self.limit_check(&agent, &pane) {
+            // A member of an account pool is held with its pool (pool.rs), others alone.
+            let held = match self.pool_check(&pools, &agent, &pane) {
+                Some(held) => held,
+                None => self.limit_check(&agent, &pane),
+            };
+            if held {
                 self.idle_since.remove(&agent.session);
                 care.skip.insert(agent.name.clone());
                 care.held.insert(agent.name.clone());
@@ -76,6 +83,7 @@ impl Watchdog {
             }
             care.panes.insert(agent.name.clone(), pane);
         }
+        self.pool_tick(fleet, &pools, &mut care);
         care
     }
 

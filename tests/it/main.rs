@@ -15,6 +15,7 @@ mod metrics;
 mod notify;
 mod observe;
 mod policies;
+mod pools;
 mod presets;
 mod project;
 mod real_cli;

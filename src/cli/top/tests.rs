@@ -44,6 +44,7 @@ fn agent(name: &str, state: &'static str, since_ago: i64) -> AgentReport {
         last_tool: None,
         last_tool_at: None,
         tool_counts: BTreeMap::new(),
+        pool: None,
     }
 }
 
@@ -77,6 +78,7 @@ fn report() -> Report {
             session: "p-watchdog".into(),
         },
         hosts: Vec::new(),
+        pools: Vec::new(),
     }
 }
 
