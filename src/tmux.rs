@@ -89,7 +89,7 @@ pub struct Tmux {
     binary: PathBuf,
     timeout: Duration,
     /// Where this handle's server runs: `None` for this machine, else a host over ssh.
-    place: Option<Arc<crate::transport::SshPlace>>,
+    place: Option<Arc<dyn crate::transport::Place>>,
     /// The handles of the hosts and which sessions live there (empty for a plain handle).
     routes: Arc<places::Routes>,
 }

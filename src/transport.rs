@@ -2,10 +2,46 @@
 //! the command's own result (any exit status is data) or a place error (unreachable, timed out).
 pub mod process;
 pub mod ssh;
+pub mod wrap;
 
 use std::time::Duration;
 
 pub use ssh::{SshPlace, SshSpec};
+pub use wrap::WrapPlace;
+
+/// Somewhere commands run: a host over ssh, or a wrapper (`srun --jobid=J --overlap --`,
+/// `podman exec -i NAME`) run here or through another place.
+pub trait Place: Send + Sync + std::fmt::Debug {
+    /// The host's name in the config (for messages).
+    fn name(&self) -> &str;
+
+    /// Runs `argv` there; fails at once while the place is marked down.
+    fn run(
+        &self,
+        argv: &[String],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, PlaceError>;
+
+    /// Runs `argv` there even while it is marked down (the tick's one look at a place); an
+    /// answer clears the mark, a place error sets it.
+    fn probe(
+        &self,
+        argv: &[String],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, PlaceError>;
+
+    /// The error that marked the place down, if it has not answered since.
+    fn down(&self) -> Option<PlaceError>;
+
+    /// A command running `argv` there, for a caller that streams its output (`logs -f`) and
+    /// so sets no deadline.
+    fn command(&self, argv: &[String]) -> std::process::Command;
+
+    /// Ends what this process keeps open to the place (for `down`: an ssh master).
+    fn close(&self);
+}
 
 /// What a command that ran to its end left behind.
 #[derive(Debug)]
@@ -29,7 +65,7 @@ pub enum PlaceError {
     Unreachable { host: String, detail: String },
     #[error("host {host} gave no answer within {after:?} (the call was killed)")]
     TimedOut { host: String, after: Duration },
-    #[error("cannot run ssh for host {host}: {detail}")]
+    #[error("cannot run the transport of host {host}: {detail}")]
     Spawn { host: String, detail: String },
 }
 

@@ -3,7 +3,7 @@
 use crate::backend::LaunchPlan;
 use crate::config::{Agent, Config, Host};
 use crate::tmux::{HostPlace, Tmux};
-use crate::transport::SshSpec;
+use crate::transport::{SshPlace, SshSpec};
 use crate::{Error, Result, workspace};
 
 /// The handle on this config's servers: the local one, and each `[host.NAME]`'s (its
@@ -30,7 +30,7 @@ pub fn routed(cfg: &Config, local: Tmux) -> Tmux {
                     .map(|s| s.session.clone()),
             );
             HostPlace {
-                spec: ssh_spec(cfg, h),
+                place: SshPlace::shared(ssh_spec(cfg, h)),
                 socket: h
                     .tmux_socket
                     .clone()

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::TmuxError;
-use crate::transport::SshPlace;
+use crate::transport::Place;
 use crate::transport::process::{self, ProcessError};
 
 /// One tmux command line (possibly a `;`-separated sequence of commands), as argv elements.
@@ -87,7 +87,7 @@ pub(crate) struct Runner<'a> {
     pub(crate) binary: &'a Path,
     pub(crate) socket: Option<&'a str>,
     pub(crate) timeout: Duration,
-    pub(crate) place: Option<&'a SshPlace>,
+    pub(crate) place: Option<&'a dyn Place>,
 }
 
 impl Runner<'_> {
@@ -124,7 +124,7 @@ impl Runner<'_> {
     /// The same tmux argv on a host: one ssh call on its shared connection.
     fn run_on(
         &self,
-        place: &SshPlace,
+        place: &dyn Place,
         cmd: &Cmdline,
         stdin: Option<&[u8]>,
     ) -> Result<Ran, TmuxError> {

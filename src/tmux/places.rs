@@ -10,7 +10,7 @@ use super::exec::Cmdline;
 use super::fleet::{self, Fleet, HostReport};
 use super::session::{Command, NewSession, validate_env_key};
 use super::{DEFAULT_HEIGHT, DEFAULT_WIDTH, Tmux, TmuxError, pane_target, session_target};
-use crate::transport::{Output, PlaceError, SshPlace, SshSpec};
+use crate::transport::{Output, Place, PlaceError};
 
 /// Overrides how long one call to a host may take (seconds; default 10).
 pub const REMOTE_TIMEOUT_ENV: &str = "ORCH_SSH_TIMEOUT";
@@ -19,7 +19,8 @@ const REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A host as the tmux layer sees it: how to reach it, its tmux server, the sessions on it.
 #[derive(Debug, Clone)]
 pub struct HostPlace {
-    pub spec: SshSpec,
+    /// Where its commands run (ssh, or a wrapper such as `srun`).
+    pub place: Arc<dyn Place>,
     /// The host's tmux server (`-L`), `None` for its default server.
     pub socket: Option<String>,
     pub sessions: Vec<String>,
@@ -79,7 +80,7 @@ impl Tmux {
                 socket: host.socket.filter(|s| !s.is_empty()),
                 binary: PathBuf::from("tmux"),
                 timeout,
-                place: Some(SshPlace::shared(host.spec)),
+                place: Some(host.place),
                 routes: Arc::default(),
             });
         }
@@ -100,11 +101,11 @@ impl Tmux {
 
     /// The name of the host `session` lives on (`None`: this machine).
     pub fn host_of(&self, session: &str) -> Option<&str> {
-        self.remote(session)?.place.as_deref().map(SshPlace::name)
+        self.remote(session)?.place.as_deref().map(|p| p.name())
     }
 
-    /// The ssh transport of each host, in config order.
-    pub fn places(&self) -> impl Iterator<Item = &SshPlace> {
+    /// The transport of each host, in config order.
+    pub fn places(&self) -> impl Iterator<Item = &dyn Place> {
         self.routes.hosts.iter().filter_map(|h| h.place.as_deref())
     }
 
@@ -116,7 +117,7 @@ impl Tmux {
     /// Kills every host's master connection (for `down`): nothing of orch's stays running.
     pub fn close_hosts(&self) {
         for place in self.places() {
-            place.kill_master();
+            place.close();
         }
     }
 
@@ -167,7 +168,7 @@ impl Tmux {
     fn host_name(&self) -> String {
         self.place
             .as_deref()
-            .map_or("local", SshPlace::name)
+            .map_or("local", |p| p.name())
             .to_string()
     }
 

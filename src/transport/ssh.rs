@@ -141,7 +141,7 @@ impl SshPlace {
             }
             Err(e) => Err(PlaceError::Spawn {
                 host: self.spec.name.clone(),
-                detail: e.to_string(),
+                detail: format!("ssh: {e}"),
             }),
         }
     }
@@ -275,6 +275,42 @@ impl SshPlace {
             return Some(child.id());
         }
         self.recorded_master()
+    }
+}
+
+impl super::Place for SshPlace {
+    fn name(&self) -> &str {
+        SshPlace::name(self)
+    }
+
+    fn run(
+        &self,
+        argv: &[String],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, PlaceError> {
+        SshPlace::run(self, argv, stdin, timeout)
+    }
+
+    fn probe(
+        &self,
+        argv: &[String],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, PlaceError> {
+        SshPlace::probe(self, argv, stdin, timeout)
+    }
+
+    fn down(&self) -> Option<PlaceError> {
+        SshPlace::down(self)
+    }
+
+    fn command(&self, argv: &[String]) -> Command {
+        SshPlace::command(self, argv)
+    }
+
+    fn close(&self) {
+        self.kill_master();
     }
 }
 
