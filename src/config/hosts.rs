@@ -22,6 +22,8 @@ pub struct Host {
     pub tmux_socket: Option<String>,
     /// orch on that host (for `bin = "orch sim"` and hooks).
     pub orch_bin: String,
+    /// `transport = "container"`: a container on this machine instead of ssh (`ssh` is empty).
+    pub container: Option<super::containers::ContainerHost>,
 }
 
 impl super::Config {
@@ -75,6 +77,25 @@ pub(super) fn build_hosts(
             );
             continue;
         }
+        let container = super::containers::build(c, name, h);
+        if container.is_some() || h.transport.as_deref().is_some_and(|t| t != "ssh") {
+            hosts.insert(
+                name.clone(),
+                Host {
+                    name: name.clone(),
+                    ssh: String::new(),
+                    ssh_options: Vec::new(),
+                    tmux_socket: h.tmux_socket.clone().filter(|s| !s.is_empty()),
+                    orch_bin: h
+                        .orch_bin
+                        .clone()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or_else(|| "orch".into()),
+                    container,
+                },
+            );
+            continue;
+        }
         let ssh = h.ssh.clone().unwrap_or_default();
         if ssh.trim().is_empty() {
             c.error(
@@ -103,6 +124,7 @@ pub(super) fn build_hosts(
                     .clone()
                     .filter(|s| !s.is_empty())
                     .unwrap_or_else(|| "orch".into()),
+                container: None,
             },
         );
     }

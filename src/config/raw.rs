@@ -158,6 +158,12 @@ pub struct RawHost {
     pub ssh_options: Option<Vec<String>>,
     pub tmux_socket: Option<String>,
     pub orch_bin: Option<String>,
+    /// `ssh` (the default) or `container`; the container keys below.
+    pub transport: Option<String>,
+    pub engine: Option<String>,
+    pub image: Option<String>,
+    pub options: Option<Vec<String>>,
+    pub mounts: Option<Vec<String>>,
 }
 
 /// `[api]`: the watchdog's status API (the Unix socket is always on).

@@ -39,7 +39,17 @@ const AGENT_ONLY_KEYS: &[&str] = &[
 const WAKE_KEYS: &[&str] = &["interval", "prompt_file"];
 const SERVICE_KEYS: &[&str] = &["name", "command", "dir", "enabled", "env", "host"];
 const API_KEYS: &[&str] = &["metrics_listen"];
-const HOST_KEYS: &[&str] = &["ssh", "ssh_options", "tmux_socket", "orch_bin"];
+const HOST_KEYS: &[&str] = &[
+    "ssh",
+    "ssh_options",
+    "tmux_socket",
+    "orch_bin",
+    "transport",
+    "engine",
+    "image",
+    "options",
+    "mounts",
+];
 const WATCHDOG_KEYS: &[&str] = &[
     "signal_interval",
     "heavy_interval",

@@ -127,7 +127,13 @@ impl Podman {
 
     /// The state of container `name` (`running`, `exited`, ...), `None` when there is none.
     pub fn state(&self, name: &str) -> Option<String> {
-        let out = self.run(&["container", "inspect", "--format", "{{.State.Status}}", name]);
+        let out = self.run(&[
+            "container",
+            "inspect",
+            "--format",
+            "{{.State.Status}}",
+            name,
+        ]);
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
