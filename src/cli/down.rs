@@ -138,8 +138,11 @@ pub fn run(cfg: &Config, names: &[String], clean: bool) -> Result<ExitCode> {
         }
     }
     if names.is_empty() {
-        // Everything is down: the hosts' master connections go too.
+        // Everything is down: the hosts' master connections go too, and their containers.
         tmux.close_hosts();
+        for e in fleet::containers::remove_all(cfg) {
+            first_error.get_or_insert(crate::Error::Runtime(e.to_string()));
+        }
     }
     if clean {
         for a in agents.iter().filter(|a| a.worktree) {

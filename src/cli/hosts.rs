@@ -9,6 +9,8 @@ use crate::config::{Config, Host};
 use crate::transport::SshPlace;
 use crate::{Result, fleet};
 
+mod container;
+
 /// How long each check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -27,6 +29,9 @@ pub struct HostCheck {
     pub orch_version: Option<String>,
     /// What to fix, one sentence each (empty: the host is ready).
     pub problems: Vec<String>,
+    /// A container host: its engine, image and container (absent for ssh hosts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<container::ContainerCheck>,
 }
 
 pub fn run(cfg: &Config, json: bool) -> Result<ExitCode> {
@@ -64,9 +69,13 @@ pub fn run(cfg: &Config, json: bool) -> Result<ExitCode> {
             } else {
                 "PROBLEM"
             };
+            let at = match &c.container {
+                Some(ct) => format!("{} {}", ct.engine, ct.image),
+                None => c.ssh.clone(),
+            };
             println!(
-                "{:<12} {verdict:<8} {:<28} rt {rt:<8} {tmux:<10} {orch}",
-                c.name, c.ssh
+                "{:<12} {verdict:<8} {at:<28} rt {rt:<8} {tmux:<10} {orch}",
+                c.name
             );
             for p in &c.problems {
                 println!("  - {p}");
@@ -90,11 +99,15 @@ fn failed(h: &Host, problem: String) -> HostCheck {
         orch_bin: h.orch_bin.clone(),
         orch_version: None,
         problems: vec![problem],
+        container: None,
     }
 }
 
 /// One host: the check script, then one bare round trip on the now open connection.
 fn check(cfg: &Config, h: &Host) -> HostCheck {
+    if h.container.is_some() {
+        return container::check(cfg, h);
+    }
     let place = SshPlace::shared(fleet::hosts::ssh_spec(cfg, h));
     let argv: Vec<String> = vec![
         "sh".into(),

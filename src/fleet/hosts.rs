@@ -30,7 +30,10 @@ pub fn routed(cfg: &Config, local: Tmux) -> Tmux {
                     .map(|s| s.session.clone()),
             );
             HostPlace {
-                place: SshPlace::shared(ssh_spec(cfg, h)),
+                place: match super::containers::place(cfg, h) {
+                    Some(container) => container,
+                    None => SshPlace::shared(ssh_spec(cfg, h)),
+                },
                 socket: h
                     .tmux_socket
                     .clone()

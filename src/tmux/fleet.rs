@@ -52,6 +52,9 @@ pub struct HostReport {
     /// `tmux -V` on the host, e.g. `tmux 3.3a`.
     pub tmux_version: Option<String>,
     pub error: Option<String>,
+    /// A container host's container: `{kind, id, state}` (absent for ssh hosts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<crate::transport::PlaceDetails>,
 }
 
 impl HostReport {
@@ -63,6 +66,7 @@ impl HostReport {
             latency_ms: None,
             tmux_version: None,
             error: Some(error.to_string()),
+            place: None,
         }
     }
 }

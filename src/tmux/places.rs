@@ -184,6 +184,7 @@ impl Tmux {
                 latency_ms: Some(0),
                 tmux_version: None,
                 error: fleet.as_ref().err().map(ToString::to_string),
+                place: None,
             };
             return (report, fleet.ok());
         };
@@ -196,7 +197,18 @@ impl Tmux {
         let start = Instant::now();
         let out = match place.probe(&argv, None, self.timeout) {
             Ok(out) => out,
-            Err(e) => return (HostReport::down(name, &e.to_string()), None),
+            // A stopped container: the host answered, its sessions are gone (to be healed).
+            Err(PlaceError::Gone { detail, .. }) => {
+                let mut report = HostReport::down(name, &detail);
+                report.reachable = true;
+                report.place = place.details();
+                return (report, Some(Fleet::default()));
+            }
+            Err(e) => {
+                let mut report = HostReport::down(name, &e.to_string());
+                report.place = place.details();
+                return (report, None);
+            }
         };
         let latency = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let version = out
@@ -212,6 +224,7 @@ impl Tmux {
             latency_ms: Some(latency),
             tmux_version: version,
             error: None,
+            place: place.details(),
         };
         if report.tmux_version.is_none() {
             report.error = Some(format!(

@@ -68,6 +68,7 @@ mod tests {
             latency_ms: Some(3),
             tmux_version: Some("tmux 3.3a".into()),
             error: None,
+            place: None,
         }
     }
 
