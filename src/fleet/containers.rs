@@ -1,6 +1,7 @@
 //! Container hosts in the fleet: the container each `[host.NAME]` with `transport = "container"`
 //! runs in (named after the session prefix), made before a session starts there, removed by down.
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::{Config, Host};
 use crate::transport::{ContainerPlace, ContainerSpec, PlaceError};
@@ -63,7 +64,7 @@ pub fn ensure_running(cfg: &Config, host: Option<&str>) -> Result<()> {
             )));
         }
     }
-    match place.ensure_running(crate::transport::container::CREATE_TIMEOUT) {
+    match place.ensure_running(call_timeout()) {
         Ok(true) => {
             tracing::info!(host = %h.name, "started container {}", place.spec().container);
             Ok(())
@@ -74,6 +75,16 @@ pub fn ensure_running(cfg: &Config, host: Option<&str>) -> Result<()> {
             h.name
         ))),
     }
+}
+
+/// How long one look at a container may take: `ORCH_SSH_TIMEOUT` (seconds), as for every
+/// call to a host, else 10 s. Making one has its own, longer deadline.
+fn call_timeout() -> Duration {
+    std::env::var(crate::tmux::REMOTE_TIMEOUT_ENV)
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
 }
 
 /// Stops and removes every container host's container (for a full `down`); the errors, one

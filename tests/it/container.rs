@@ -285,3 +285,44 @@ fn a_missing_engine_or_image_is_said_by_orch_hosts_and_bad_keys_exit_2() {
         "{err}"
     );
 }
+
+#[test]
+fn a_hanging_engine_makes_the_host_unreachable_within_the_timeout_and_never_dead() {
+    let p = Project::new(&format!(
+        "{}{RECORDER}\n[[agent]]\nname = \"far\"\nbackend = \"rec\"\nhost = \"box\"\ndir = \"builder\"\n",
+        box_host(r#"["{dir}:/workspace"]"#)
+    ));
+    // A podman that never answers (each call is killed at its deadline).
+    let bin = p.path("fakebin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::write(bin.join("podman"), "#!/bin/sh\nexec sleep 30\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("podman"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let start = std::time::Instant::now();
+    let out = p
+        .orch_cmd(&["status", "--json"])
+        .env("PATH", &path)
+        .env("ORCH_SSH_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(6), "status took {took:?}");
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["hosts"][0]["reachable"], false, "{status:#}");
+    assert!(
+        status["hosts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within"),
+        "{status:#}"
+    );
+    assert_eq!(status["agents"][0]["state"], "unreachable", "{status:#}");
+}
