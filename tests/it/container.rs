@@ -52,8 +52,7 @@ fn orch_ok(p: &Project, podman: &Podman, args: &[&str]) -> String {
 
 #[test]
 fn the_two_phase_loop_completes_with_the_adversary_in_a_container() {
-    need_podman!();
-    let podman = Podman::start();
+    let podman = need_podman!();
     let body = format!(
         r#"
 {host}
@@ -131,8 +130,7 @@ process_name = "sh"
 
 #[test]
 fn a_stopped_container_is_healed_and_no_secret_reaches_an_argv() {
-    need_podman!();
-    let podman = Podman::start();
+    let podman = need_podman!();
     let body = format!(
         r#"
 {host}

@@ -48,18 +48,39 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
-/// Skip the calling test (with a message) when podman cannot run here.
+/// A private podman for the calling test, or (with a message) a return from it when podman
+/// cannot be installed or run containers here.
 #[macro_export]
 macro_rules! need_podman {
     () => {
-        if let Some(why) = $crate::podman::unavailable() {
-            eprintln!("SKIPPED: container tests need podman: {why}");
-            return;
+        match $crate::podman::Podman::try_start() {
+            Ok(podman) => podman,
+            Err(why) => {
+                eprintln!("SKIPPED: container tests need a podman that runs containers: {why}");
+                return;
+            }
         }
     };
 }
 
 impl Podman {
+    /// [`Podman::start`], then one throwaway container: why not, when this machine cannot
+    /// (no podman, not root, a kernel or storage that refuses containers).
+    pub fn try_start() -> Result<Podman, String> {
+        if let Some(why) = unavailable() {
+            return Err(why);
+        }
+        let podman = Podman::start();
+        let out = podman.run(&["run", "--rm", "--network", "none", IMAGE, "true"]);
+        if !out.status.success() {
+            return Err(format!(
+                "podman run fails here: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(podman)
+    }
+
     /// A private configuration and storage, and the test image imported into it.
     pub fn start() -> Podman {
         let dir = tempfile::Builder::new()
@@ -81,7 +102,8 @@ impl Podman {
         std::fs::write(
             d.join("storage.conf"),
             format!(
-                "[storage]\ndriver = \"overlay\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
+                "[storage]\ndriver = \"{}\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
+                storage_driver(d),
                 d.join("run").display(),
                 d.join("root").display()
             ),
@@ -237,13 +259,25 @@ impl Drop for Podman {
     }
 }
 
-fn which(program: &str) -> Option<PathBuf> {
-    let out = Command::new("sh")
-        .args(["-c", "command -v \"$1\"", "which", program])
+/// `overlay`, or `vfs` where the temp dir is itself on overlayfs (a CI container), which
+/// overlay cannot stack on.
+fn storage_driver(dir: &Path) -> &'static str {
+    let fs = Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(dir)
         .output()
-        .ok()?;
-    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && path.starts_with('/')).then(|| PathBuf::from(path))
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    if fs == "overlayfs" { "vfs" } else { "overlay" }
+}
+
+/// The program's file on the PATH (not a shell builtin: `true` and `printf` are files too).
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
 }
 
 /// Copies `file` to the same path under `root` (and what it links to, and its libraries).
