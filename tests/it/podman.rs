@@ -218,7 +218,7 @@ impl Podman {
             .stderr(Stdio::null())
             .status();
         copy_libraries(&root, &orch_bin());
-        let tar = Command::new("tar")
+        let mut tar = Command::new("tar")
             .arg("-C")
             .arg(&root)
             .args(["-cf", "-", "."])
@@ -227,9 +227,10 @@ impl Podman {
             .unwrap();
         let out = self
             .cmd(&["import", "-", IMAGE])
-            .stdin(tar.stdout.unwrap())
+            .stdin(tar.stdout.take().unwrap())
             .output()
             .unwrap();
+        let _ = tar.wait();
         assert!(
             out.status.success(),
             "podman import: {}",
