@@ -1,6 +1,7 @@
 //! Transports: "run this argv on that place, with stdin, within this deadline". The answer is
 //! the command's own result (any exit status is data) or a place error (unreachable, timed out).
 pub mod container;
+pub mod engine;
 pub mod process;
 pub mod ssh;
 pub mod wrap;
