@@ -206,6 +206,10 @@ secrets_dir = "{{secrets}}"
     assert_eq!(h["container"]["image"], IMAGE, "{hosts:#}");
     assert_eq!(h["container"]["state"], "running", "{hosts:#}");
 
+    // The session log is read in the container (it is also on this machine, in the mount).
+    let logs = orch_ok(&p, &podman, &["logs", "far", "-n", "5"]);
+    assert!(logs.contains("ready"), "{logs}");
+
     // Stopped behind orch's back: the watchdog makes a new container and restarts the agent.
     podman.ok(&["stop", "-t", "0", "t-box"]);
     std::fs::remove_file(&token).unwrap();
