@@ -105,3 +105,26 @@ pub fn remove_all(cfg: &Config) -> Vec<PlaceError> {
             .collect()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{LoadOptions, load_str};
+
+    #[test]
+    fn the_container_is_named_after_the_session_prefix_in_characters_engines_take() {
+        let text = "[defaults]\nsession_prefix = \"my proj:\"\nlog_dir = \".orch\"\n\
+                    [host.box]\ntransport = \"container\"\nimage = \"i\"\n";
+        let cfg = load_str(text, Path::new("/p/agents.toml"), LoadOptions::STRICT)
+            .unwrap()
+            .config;
+        assert_eq!(
+            super::container_name(&cfg, &cfg.hosts["box"]),
+            "my-proj-box"
+        );
+        let spec = super::container_spec(&cfg, &cfg.hosts["box"]).unwrap();
+        assert_eq!(spec.state_dir, Path::new("/p/.orch/containers"));
+        assert_eq!(spec.engine, "podman");
+    }
+}
