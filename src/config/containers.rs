@@ -56,21 +56,12 @@ impl ContainerHost {
     }
 }
 
-/// The container part of `[host.NAME]` (`None` for an ssh host); problems name host and key.
+/// The container part of `[host.NAME]` (`None` unless `transport = "container"`); problems
+/// name host and key.
 pub(super) fn build(c: &mut Checker<'_>, name: &str, h: &RawHost) -> Option<ContainerHost> {
     let at = |key| [Seg::Key("host"), Seg::Key(name), Seg::Key(key)];
-    let container = match h.transport.as_deref() {
-        None | Some("ssh") => false,
-        Some("container") => true,
-        Some(other) => {
-            c.error(
-                &at("transport"),
-                format!("host {name}: transport {other:?} is not one of ssh, container"),
-            );
-            return None;
-        }
-    };
-    if !container {
+    // Other transports (and a misspelt one) are checked where hosts are built.
+    if h.transport.as_deref() != Some("container") {
         for (key, set) in [
             ("engine", h.engine.is_some()),
             ("image", h.image.is_some()),

@@ -77,8 +77,18 @@ pub(super) fn build_hosts(
             );
             continue;
         }
+        match h.transport.as_deref() {
+            None | Some("ssh" | "container") => {}
+            Some(other) => {
+                c.error(
+                    &at("transport"),
+                    format!("host {name}: transport {other:?} is not one of ssh, container"),
+                );
+                continue;
+            }
+        }
         let container = super::containers::build(c, name, h);
-        if container.is_some() || h.transport.as_deref().is_some_and(|t| t != "ssh") {
+        if container.is_some() {
             hosts.insert(
                 name.clone(),
                 Host {
