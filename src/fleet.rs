@@ -9,6 +9,7 @@ use crate::config::{Agent, Config, Phase, Service};
 use crate::tmux::{Command, DeliverOptions, NewSession, Tmux, TmuxError};
 use crate::{Error, Result, events::EventLog, state, workspace};
 
+pub mod containers;
 pub mod gc;
 pub mod hosts;
 pub mod pings;
@@ -116,6 +117,7 @@ pub fn start_agent_by(
     }
     ensure_dirs(cfg)?;
     if agent.host.is_some() {
+        containers::ensure_running(cfg, agent.host.as_deref())?;
         hosts::prepare_on_host(tmux, &eff, &plan)?;
     } else {
         workspace::write_files(&eff, &plan.env)
@@ -261,6 +263,7 @@ fn record_exit_status(command: Command, file: &Path) -> Command {
 /// Start a service (its session must not exist).
 pub fn start_service(cfg: &Config, tmux: &Tmux, svc: &Service) -> Result<()> {
     ensure_dirs(cfg)?;
+    containers::ensure_running(cfg, svc.host.as_deref())?;
     let (command, env) = backend::plan_service(svc);
     let mut spec = NewSession::new(&svc.session, &svc.dir, to_tmux(command));
     spec.env = env;

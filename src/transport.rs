@@ -1,5 +1,7 @@
 //! Transports: "run this argv on that place, with stdin, within this deadline". The answer is
 //! the command's own result (any exit status is data) or a place error (unreachable, timed out).
+pub mod container;
+pub mod engine;
 pub mod process;
 pub mod slurm;
 pub mod ssh;
@@ -7,6 +9,7 @@ pub mod wrap;
 
 use std::time::Duration;
 
+pub use container::{ContainerPlace, ContainerSpec};
 pub use ssh::{SshPlace, SshSpec};
 pub use wrap::WrapPlace;
 
@@ -47,6 +50,21 @@ pub trait Place: Send + Sync + std::fmt::Debug {
     fn holder(&self) -> Option<(String, String)> {
         None
     }
+
+    /// What the place is now, for status (a container's id and state); `None`: a plain host.
+    fn details(&self) -> Option<PlaceDetails> {
+        None
+    }
+}
+
+/// A place that is a thing of its own (a container): its kind, id and state, as last seen.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PlaceDetails {
+    /// `container`.
+    pub kind: &'static str,
+    pub id: Option<String>,
+    /// `running`, `exited`, ... (`None`: it does not exist).
+    pub state: Option<String>,
 }
 
 /// What a command that ran to its end left behind.
@@ -73,6 +91,10 @@ pub enum PlaceError {
     TimedOut { host: String, after: Duration },
     #[error("cannot run the transport of host {host}: {detail}")]
     Spawn { host: String, detail: String },
+    /// The place answered, but what holds its sessions is not there (a stopped container):
+    /// its sessions are gone (to be started again), not unreachable.
+    #[error("host {host}: {detail}")]
+    Gone { host: String, detail: String },
 }
 
 impl PlaceError {
@@ -81,7 +103,8 @@ impl PlaceError {
         match self {
             PlaceError::Unreachable { host, .. }
             | PlaceError::TimedOut { host, .. }
-            | PlaceError::Spawn { host, .. } => host,
+            | PlaceError::Spawn { host, .. }
+            | PlaceError::Gone { host, .. } => host,
         }
     }
 }

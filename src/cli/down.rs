@@ -137,11 +137,14 @@ pub fn run(cfg: &Config, names: &[String], clean: bool) -> Result<ExitCode> {
         }
     }
     if names.is_empty() {
-        // Everything is down: SLURM allocations are cancelled, master connections closed.
+        // Everything is down: SLURM allocations are cancelled, master connections closed, containers removed.
         for e in fleet::slurm::cancel_all(cfg) {
             first_error.get_or_insert(crate::Error::Runtime(e));
         }
         tmux.close_hosts();
+        for e in fleet::containers::remove_all(cfg) {
+            first_error.get_or_insert(crate::Error::Runtime(e.to_string()));
+        }
     }
     if clean {
         for a in agents.iter().filter(|a| a.worktree) {

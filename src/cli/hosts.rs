@@ -9,6 +9,8 @@ use crate::config::{Config, Host};
 use crate::transport::SshPlace;
 use crate::{Result, fleet};
 
+mod container;
+
 /// How long each check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -32,6 +34,9 @@ pub struct HostCheck {
     pub job_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_state: Option<String>,
+    /// A container host: its engine, image and container (absent for ssh hosts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<container::ContainerCheck>,
 }
 
 pub fn run(cfg: &Config, json: bool) -> Result<ExitCode> {
@@ -69,9 +74,13 @@ pub fn run(cfg: &Config, json: bool) -> Result<ExitCode> {
             } else {
                 "PROBLEM"
             };
+            let at = match &c.container {
+                Some(ct) => format!("{} {}", ct.engine, ct.image),
+                None => c.ssh.clone(),
+            };
             println!(
-                "{:<12} {verdict:<8} {:<28} rt {rt:<8} {tmux:<10} {orch}",
-                c.name, c.ssh
+                "{:<12} {verdict:<8} {at:<28} rt {rt:<8} {tmux:<10} {orch}",
+                c.name
             );
             for p in &c.problems {
                 println!("  - {p}");
@@ -97,6 +106,7 @@ pub(super) fn failed(h: &Host, problem: String) -> HostCheck {
         problems: vec![problem],
         job_id: None,
         job_state: None,
+        container: None,
     }
 }
 
@@ -104,6 +114,9 @@ pub(super) fn failed(h: &Host, problem: String) -> HostCheck {
 fn check(cfg: &Config, h: &Host) -> HostCheck {
     if let Some(spec) = fleet::slurm::spec(cfg, h) {
         return super::hosts_slurm::check(h, &spec);
+    }
+    if h.container.is_some() {
+        return container::check(cfg, h);
     }
     let place = SshPlace::shared(fleet::hosts::ssh_spec(cfg, h));
     let argv: Vec<String> = vec![

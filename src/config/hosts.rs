@@ -26,6 +26,8 @@ pub struct Host {
     pub slurm: Option<super::Slurm>,
     /// The ssh host where a SLURM host's commands run (`None`: this machine).
     pub via: Option<String>,
+    /// `transport = "container"`: a container on this machine instead of ssh (`ssh` is empty).
+    pub container: Option<super::containers::ContainerHost>,
 }
 
 impl super::Config {
@@ -82,14 +84,48 @@ pub(super) fn build_hosts(
         let slurm = match h.transport.as_deref() {
             None | Some("ssh") => None,
             Some("slurm") => Some(super::slurm::build_slurm(c, name, h)),
+            Some("container") => None,
             Some(other) => {
                 c.error(
                     &at("transport"),
-                    format!("host {name}: transport {other:?} is not one of ssh, slurm"),
+                    format!("host {name}: transport {other:?} is not one of ssh, slurm, container"),
                 );
                 continue;
             }
         };
+        let container = super::containers::build(c, name, h);
+        if h.transport.as_deref() == Some("container") {
+            if container.is_none() {
+                continue; // what is wrong was said by containers::build
+            }
+            if h.slurm.is_some() || h.via.is_some() {
+                let key = if h.slurm.is_some() { "slurm" } else { "via" };
+                c.error(
+                    &at(key),
+                    format!(
+                        "host {name}: {key} applies to transport = \"slurm\" only (remove {key})"
+                    ),
+                );
+            }
+            hosts.insert(
+                name.clone(),
+                Host {
+                    name: name.clone(),
+                    ssh: String::new(),
+                    ssh_options: Vec::new(),
+                    tmux_socket: h.tmux_socket.clone().filter(|s| !s.is_empty()),
+                    orch_bin: h
+                        .orch_bin
+                        .clone()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or_else(|| "orch".into()),
+                    slurm: None,
+                    via: None,
+                    container,
+                },
+            );
+            continue;
+        }
         if slurm.is_none() && (h.slurm.is_some() || h.via.is_some()) {
             let key = if h.slurm.is_some() { "slurm" } else { "via" };
             c.error(
@@ -127,6 +163,7 @@ pub(super) fn build_hosts(
                     .unwrap_or_else(|| "orch".into()),
                 via: h.via.clone().filter(|v| !v.is_empty()),
                 slurm,
+                container: None,
             },
         );
     }

@@ -1,5 +1,6 @@
 //! Loading agents.toml: read, parse (with spans), build the typed model, and report every
 //! problem as `file:line:col: message`. The schema itself is in DESIGN.md and `schema.rs`.
+mod containers;
 mod hosts;
 mod jobs;
 mod model;
@@ -14,6 +15,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use containers::ContainerHost;
 pub use hosts::{Host, LOCAL};
 pub use jobs::{DEFAULT_PROFILE, JobsCfg, Profile};
 pub use model::*;

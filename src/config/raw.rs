@@ -163,12 +163,17 @@ pub struct RawHost {
     pub ssh_options: Option<Vec<String>>,
     pub tmux_socket: Option<String>,
     pub orch_bin: Option<String>,
-    /// `ssh` (default) or `slurm`.
+    /// `ssh` (default), `slurm` or `container`.
     pub transport: Option<String>,
     /// sbatch options of a SLURM host's allocation.
     pub slurm: Option<toml::Table>,
     /// The ssh host where a SLURM host's sbatch/srun run.
     pub via: Option<String>,
+    /// A container host's engine, image, extra run options and mounts.
+    pub engine: Option<String>,
+    pub image: Option<String>,
+    pub options: Option<Vec<String>>,
+    pub mounts: Option<Vec<String>>,
 }
 
 /// `[api]`: the watchdog's status API (the Unix socket is always on).

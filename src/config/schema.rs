@@ -49,6 +49,10 @@ const HOST_KEYS: &[&str] = &[
     "transport",
     "slurm",
     "via",
+    "engine",
+    "image",
+    "options",
+    "mounts",
 ];
 const WATCHDOG_KEYS: &[&str] = &[
     "signal_interval",

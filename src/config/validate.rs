@@ -127,9 +127,9 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         }
     }
 
-    let hosts = hosts::build_hosts(&mut c, &raw.host);
+    let mut hosts = hosts::build_hosts(&mut c, &raw.host);
     let mut agents = build_agents(&mut c, &raw, &project_dir, &session_prefix, &backends, env);
-    place_agents(&mut c, &raw, &hosts, &mut agents);
+    place_agents(&mut c, &raw, &mut hosts, &mut agents);
     super::presets::check_auto_accept(&mut c, &agents, &backends);
     let profiles = super::jobs::build_profiles(
         &mut c,
@@ -145,7 +145,7 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
             || profiles.values().any(|p| &p.backend == n)
     });
     let mut services = build_services(&mut c, &raw, &project_dir, &session_prefix, &agents);
-    place_services(&mut c, &raw, &hosts, &mut services);
+    place_services(&mut c, &raw, &mut hosts, &mut services);
     let loop_ = raw
         .loop_
         .as_ref()
@@ -508,11 +508,12 @@ fn build_services(
 }
 
 /// Puts each agent on its host: an unknown host is an error naming the agent; a remote agent's
-/// dir is an absolute path on that host; worktrees are local only.
+/// dir is an absolute path on that host (in a container: its dir here, mounted); worktrees are
+/// local only.
 fn place_agents(
     c: &mut Checker<'_>,
     raw: &RawConfig,
-    hosts: &BTreeMap<String, Host>,
+    hosts: &mut BTreeMap<String, Host>,
     agents: &mut [Agent],
 ) {
     for (i, a) in raw.agent.iter().enumerate() {
@@ -530,7 +531,11 @@ fn place_agents(
             continue;
         };
         let dir = a.keys.dir.as_deref().or(raw.defaults.agent.dir.as_deref());
-        agent.dir = hosts::remote_dir(c, &at("dir"), &who, &host, dir);
+        if let Some(ct) = hosts.get_mut(&host).and_then(|h| h.container.as_mut()) {
+            agent.dir = super::containers::place_dir(c, &at("dir"), &who, &host, ct, &agent.dir);
+        } else {
+            agent.dir = hosts::remote_dir(c, &at("dir"), &who, &host, dir);
+        }
         if agent.worktree {
             c.error(
                 &at("worktree"),
@@ -544,7 +549,7 @@ fn place_agents(
 fn place_services(
     c: &mut Checker<'_>,
     raw: &RawConfig,
-    hosts: &BTreeMap<String, Host>,
+    hosts: &mut BTreeMap<String, Host>,
     services: &mut [Service],
 ) {
     for (i, s) in raw.service.iter().enumerate() {
@@ -559,7 +564,11 @@ fn place_services(
         let who = format!("service {}", svc.name);
         svc.host = hosts::host_of(c, &at("host"), &who, s.host.as_deref(), hosts);
         if let Some(host) = svc.host.clone() {
-            svc.dir = hosts::remote_dir(c, &at("dir"), &who, &host, s.dir.as_deref());
+            if let Some(ct) = hosts.get_mut(&host).and_then(|h| h.container.as_mut()) {
+                svc.dir = super::containers::place_dir(c, &at("dir"), &who, &host, ct, &svc.dir);
+            } else {
+                svc.dir = hosts::remote_dir(c, &at("dir"), &who, &host, s.dir.as_deref());
+            }
         }
     }
 }

@@ -30,9 +30,10 @@ pub fn routed(cfg: &Config, local: Tmux) -> Tmux {
                     .map(|s| s.session.clone()),
             );
             let place: std::sync::Arc<dyn crate::transport::Place> =
-                match super::slurm::spec(cfg, h) {
-                    Some(slurm) => std::sync::Arc::new(slurm.place()),
-                    None => SshPlace::shared(ssh_spec(cfg, h)),
+                match (super::slurm::spec(cfg, h), super::containers::place(cfg, h)) {
+                    (Some(slurm), _) => std::sync::Arc::new(slurm.place()),
+                    (None, Some(container)) => container,
+                    (None, None) => SshPlace::shared(ssh_spec(cfg, h)),
                 };
             let socket = match super::slurm::spec(cfg, h) {
                 Some(slurm) => Some(slurm.socket),

@@ -129,7 +129,17 @@ impl Runner<'_> {
         stdin: Option<&[u8]>,
     ) -> Result<Ran, TmuxError> {
         let argv = self.remote_argv(cmd);
-        let out = place.run(&argv, stdin, self.timeout)?;
+        let out = match place.run(&argv, stdin, self.timeout) {
+            // A stopped container holds no tmux server: answer as tmux would without one.
+            Err(crate::transport::PlaceError::Gone { detail, .. }) => {
+                return Ok(Ran {
+                    code: Some(1),
+                    stdout: String::new(),
+                    stderr: format!("no server running ({detail})"),
+                });
+            }
+            other => other?,
+        };
         if out.code == Some(127) && out.stderr.contains("tmux") {
             return Err(TmuxError::NotInstalled);
         }

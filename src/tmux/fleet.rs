@@ -58,6 +58,9 @@ pub struct HostReport {
     /// That job's state as last seen (`PENDING`, `RUNNING`, `ENDED`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_state: Option<String>,
+    /// A container host's container: `{kind, id, state}` (absent for ssh hosts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<crate::transport::PlaceDetails>,
 }
 
 impl HostReport {
@@ -80,6 +83,7 @@ impl HostReport {
             error: Some(error.to_string()),
             job_id: None,
             job_state: None,
+            place: None,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::exec::Cmdline;
 use super::fleet::{self, Fleet, HostReport};
-use super::session::{Command, NewSession, validate_env_key};
+use super::session::{self, NewSession};
 use super::{DEFAULT_HEIGHT, DEFAULT_WIDTH, Tmux, TmuxError, pane_target, session_target};
 use crate::transport::{Output, Place, PlaceError};
 
@@ -48,16 +48,9 @@ const PROBE_SCRIPT: &str =
 const START_SCRIPT: &str =
     r#"mkdir -p -- "$1" "$2" || exit 1; (umask 077 && cat > "$3") || exit 1; shift 3; exec "$@""#;
 
-/// What the pane runs: the env file read (and removed), then the command.
-const ENV_SCRIPT: &str = r#". "$1" || exit 126; rm -f -- "$1"; shift; exec "$@""#;
-
 /// Captures the pane of every session named after the tmux binary and socket, each after a
 /// marker line (a failed capture adds a failure line).
 const CAPTURE_SCRIPT: &str = r#"t=$1; k=$2; shift 2; for s do printf '\036orch-capture %s\n' "$s"; "$t" -u -L "$k" capture-pane -p -t "=$s:" 2>/dev/null || printf '\036orch-failed\n'; done"#;
-
-/// Runs a shell command line with the user's shell, as tmux does (bash, unlike dash, execs a
-/// line's last command, so the pane shows the program and not `sh`).
-const SHELL_SCRIPT: &str = r#"exec "${SHELL:-/bin/sh}" -c "$1""#;
 
 /// Writes stdin to `$1` through a temp file and a rename, creating its folder.
 const PUT_SCRIPT: &str = r#"d=$(dirname -- "$1") && mkdir -p -- "$d" && (umask 077 && cat > "$1.orch-tmp") && mv -f -- "$1.orch-tmp" "$1""#;
@@ -192,6 +185,7 @@ impl Tmux {
                 error: fleet.as_ref().err().map(ToString::to_string),
                 job_id: None,
                 job_state: None,
+                place: None,
             };
             return (report, fleet.ok());
         };
@@ -204,7 +198,18 @@ impl Tmux {
         let start = Instant::now();
         let out = match place.probe(&argv, None, self.timeout) {
             Ok(out) => out,
-            Err(e) => return (HostReport::down(name, &e.to_string()), None),
+            // A stopped container: the host answered, its sessions are gone (to be healed).
+            Err(PlaceError::Gone { detail, .. }) => {
+                let mut report = HostReport::down(name, &detail);
+                report.reachable = true;
+                report.place = place.details();
+                return (report, Some(Fleet::default()));
+            }
+            Err(e) => {
+                let mut report = HostReport::down(name, &e.to_string());
+                report.place = place.details();
+                return (report, None);
+            }
         };
         let latency = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let version = out
@@ -222,6 +227,7 @@ impl Tmux {
             error: None,
             job_id: None,
             job_state: None,
+            place: place.details(),
         };
         if report.tmux_version.is_none() {
             report.error = Some(format!(
@@ -291,31 +297,8 @@ impl Tmux {
             .and_then(|l| l.parent())
             .map_or_else(|| spec.cwd.join(".orch"), Path::to_path_buf);
         let env_file = base.join(format!(".env-{}", spec.name));
-        let mut env_text = String::new();
-        for (key, value) in &spec.env {
-            validate_env_key(&spec.name, key)?;
-            env_text.push_str(&format!("export {key}={}\n", shell_words::quote(value)));
-        }
-        let mut wrapped: Vec<String> = ["sh", "-c", ENV_SCRIPT, "orch-env"]
-            .map(String::from)
-            .into();
-        wrapped.push(env_file.display().to_string());
-        match &spec.command {
-            Command::Argv(a) if a.is_empty() => {
-                return Err(TmuxError::EmptyCommand {
-                    session: spec.name.clone(),
-                });
-            }
-            Command::Argv(a) => wrapped.extend(a.iter().cloned()),
-            // As tmux runs a shell command: with the user's shell (`default-shell` is $SHELL).
-            Command::Shell(line) => wrapped.extend([
-                "sh".into(),
-                "-c".into(),
-                SHELL_SCRIPT.into(),
-                "orch-shell".into(),
-                line.clone(),
-            ]),
-        }
+        let env_text = session::env_text(spec)?;
+        let wrapped = session::env_wrapped(spec, &env_file)?;
         let pane = pane_target(&spec.name);
         let mut cmd = Cmdline::new("new-session", session_target(&spec.name))
             .args(["-d", "-s", &spec.name])

@@ -70,6 +70,7 @@ mod tests {
             error: None,
             job_id: None,
             job_state: None,
+            place: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Agents on another host over a real sshd on 127.0.0.1 (a dedicated unprivileged user with its
 //! own tmux server): start, status, pings, logs, healing, a host going away and coming back, a
 //! stopped master connection, and secrets that never show in any process's argv or log.
-mod fixture;
+pub(crate) mod fixture;
 mod looping;
 
 use std::path::Path;

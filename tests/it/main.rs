@@ -2,6 +2,7 @@
 //! Each module covers one area; `support` holds the shared fixtures.
 mod config;
 mod console;
+mod container;
 mod e2e;
 mod first_run;
 mod fleet;
@@ -14,6 +15,7 @@ mod loop_smoke;
 mod metrics;
 mod notify;
 mod observe;
+mod podman;
 mod policies;
 mod pools;
 mod presets;
