@@ -398,6 +398,11 @@ pub fn start_watchdog(cfg: &Config, tmux: &Tmux) -> Result<()> {
         crate::tmux::SOCKET_ENV.into(),
         tmux.socket().unwrap_or_default().to_string(),
     ));
+    // What SLURM hosts' commands read, from this shell (a server started earlier lacks it).
+    if let Some(conf) = std::env::var_os("SLURM_CONF").filter(|c| !c.is_empty()) {
+        spec.env
+            .push(("SLURM_CONF".into(), conf.to_string_lossy().into_owned()));
+    }
     watchdog_tmux(cfg).new_session(&spec)?;
     Ok(())
 }
