@@ -62,6 +62,20 @@ pub const STALLED: &str = "stalled";
 /// A phase with no handoff commit for `phase_quiet_after`. Fields: `phase`, `quiet_secs`, `summary`.
 pub const PHASE_QUIET: &str = "phase_quiet";
 
+/// A sample of an agent's context fill (logged when it moved by 5 points or more, not every
+/// tick). Fields: `agent`, `context_pct`, `source` (`statusline` | `transcript`).
+pub const CONTEXT_SAMPLE: &str = "context_sample";
+/// An idle agent was asked for a handoff note before being started afresh. Fields: `agent`,
+/// `id` (the ping's), `reason` (`context` | `iterations` | `compaction`), `context_pct`,
+/// `iterations`, `handoff_file`, `session`.
+pub const ROTATION_REQUESTED: &str = "rotation_requested";
+/// The handoff was verified and the agent runs on a new session. Fields: `agent`, `id`,
+/// `old_session`, `new_session`, `handoff_file`.
+pub const ROTATED: &str = "rotated";
+/// A handoff was not completed (no note with its marker, a dirty or unpushed tree, a timeout);
+/// the old session keeps running. Fields: `agent`, `id`, `reason`, `summary`.
+pub const ROTATION_FAILED: &str = "rotation_failed";
+
 /// Event names DESIGN.md fixes that other parts of orch emit (hosts, pools, outbox, jobs):
 /// accepted wherever a config names events (`[[notify]].events`).
 pub const DESIGNED: &[&str] = &[
@@ -70,9 +84,9 @@ pub const DESIGNED: &[&str] = &[
     "pool_held",
     "pool_probe",
     "pool_released",
-    "rotation_requested",
-    "rotated",
-    "rotation_failed",
+    ROTATION_REQUESTED,
+    ROTATED,
+    ROTATION_FAILED,
 ];
 
 /// A job was added (or retried). Fields: `id`, `profile`, `repo`, `after`.
@@ -129,6 +143,10 @@ pub const ALL: &[&str] = &[
     HOST_UNREACHABLE,
     HOST_BACK,
     TMUX_SERVER_LOST,
+    CONTEXT_SAMPLE,
+    ROTATION_REQUESTED,
+    ROTATED,
+    ROTATION_FAILED,
 ];
 
 /// Appends events to `<log_dir>/events.jsonl`.

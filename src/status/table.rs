@@ -236,6 +236,8 @@ mod tests {
             last_tool_at: None,
             tool_counts: Default::default(),
             host: "local".into(),
+            context_pct: None,
+            context_source: None,
         }
     }
 

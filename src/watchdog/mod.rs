@@ -11,6 +11,7 @@ mod pane_cache;
 mod phase_tick;
 pub mod policy;
 mod redeliver;
+pub mod rotation;
 pub mod screen;
 pub mod server;
 mod stall;
@@ -65,6 +66,8 @@ pub struct Watchdog {
     /// The live sessions of the agents' server at the last look (None: not running, or a loss
     /// already handled); see server.rs.
     server_live: Option<BTreeSet<String>>,
+    /// The rotation pass's memory (handled pings, context samples).
+    rotation: rotation::Memory,
 }
 
 impl Watchdog {
@@ -91,6 +94,7 @@ impl Watchdog {
             read_dead: Default::default(),
             hosts_down: HashMap::new(),
             server_live: None,
+            rotation: rotation::Memory::default(),
         })
     }
 
@@ -177,11 +181,17 @@ impl Watchdog {
         if let Some(f) = &fleet {
             self.attention_tick(f);
         }
+        // Context rotation at idle moments; a rotated agent is not healed this tick.
+        let rotated = match (&fleet, &care) {
+            (Some(f), Some(c)) => self.rotation_tick(f, c),
+            _ => BTreeSet::new(),
+        };
         if heavy_due {
             self.last_heavy = Some(Instant::now());
             let advanced = self.phase_tick();
             if let (false, Some(f), Some(c)) = (advanced, &fleet, &care) {
-                self.heal_tick(f, &c.skip, &c.panes);
+                let skip: BTreeSet<String> = c.skip.union(&rotated).cloned().collect();
+                self.heal_tick(f, &skip, &c.panes);
             }
         }
     }
