@@ -305,13 +305,16 @@ pub enum Step {
     Dirty,
     /// Give up, say why; the old session keeps running.
     Fail(String),
+    /// Something else restarted the agent meanwhile (a phase advance, healing): its new
+    /// session is fresh already, nothing is left to hand off.
+    Abandon,
 }
 
 /// The pending-handoff decision. A compacting agent is never stopped; the timeout fails the
 /// handoff (never stops the agent). Pure.
 pub fn decide(c: &Check) -> Step {
     if !c.same_process {
-        return Step::Fail("the session was restarted during the handoff".into());
+        return Step::Abandon;
     }
     let timed_out = c.elapsed >= c.timeout;
     let tree_ok = c.tree.as_ref().is_some_and(Tree::clean_and_pushed);

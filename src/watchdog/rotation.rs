@@ -28,7 +28,13 @@ pub struct Memory {
     handled: HashMap<String, Vec<i64>>,
     /// The last sampled fill, by agent.
     sampled: HashMap<String, f64>,
+    /// How many looks in a row found each agent idle.
+    idle_looks: HashMap<String, u32>,
 }
+
+/// Looks in a row an agent must be idle before it is asked or stopped (a ping typed earlier
+/// in the same tick may not show on its screen yet).
+pub const IDLE_LOOKS: u32 = 2;
 
 /// Handled pings of an agent's current session: claim, review and redelivered ones typed
 /// into it since it started. Pure.
@@ -49,12 +55,19 @@ fn ms_of(e: &Value) -> Option<i64> {
 }
 
 impl Watchdog {
-    /// Read new events for the claim/review pings typed into each agent.
-    fn read_handled_pings(&mut self) {
+    /// Read new events for the claim/review pings typed into each agent; returns the agents
+    /// typed into since the last look (their screen may not show it yet).
+    fn read_handled_pings(&mut self) -> BTreeSet<String> {
         let (new, offset) =
             crate::notify::tail::read_from(&self.cfg.events_file(), self.rotation.offset);
         self.rotation.offset = offset;
+        let mut typed = BTreeSet::new();
         for e in new {
+            if e["event"] == events::PING
+                && let Some(agent) = e["agent"].as_str()
+            {
+                typed.insert(agent.to_string());
+            }
             let handoff = e["event"] == events::PING
                 && e["delivered"] == true
                 && matches!(e["reason"].as_str(), Some("claim" | "review" | "redeliver"));
@@ -66,6 +79,7 @@ impl Watchdog {
                     .push(t);
             }
         }
+        typed
     }
 
     /// The rotation pass over every enabled local agent with `rotation`; returns the agents it
@@ -82,7 +96,7 @@ impl Watchdog {
         if agents.is_empty() {
             return rotated;
         }
-        self.read_handled_pings();
+        let typed = self.read_handled_pings();
         for agent in &agents {
             let (Some(info), Some(rotation)) = (
                 fleet.get(&agent.session).filter(|p| !p.dead),
@@ -98,7 +112,18 @@ impl Watchdog {
             let now_s = chrono::Utc::now().timestamp();
             let compacting = rot::compacting(&records, now_s);
             self.note_compaction(agent, &mut st, &records, started.unwrap_or(0));
-            let idle = self.idle_for_rotation(agent, care, &records) && !compacting;
+            // Pings queued during a handoff wait for the new session: they do not make it busy.
+            let handing_off = st.pending.is_some();
+            let idle_now = self.idle_for_rotation(agent, care, &records, handing_off)
+                && !compacting
+                && !typed.contains(&agent.name);
+            let looks = self
+                .rotation
+                .idle_looks
+                .entry(agent.name.clone())
+                .or_default();
+            *looks = if idle_now { *looks + 1 } else { 0 };
+            let idle = *looks >= IDLE_LOOKS;
             if st.pending.is_some() {
                 if self.check_pending(agent, &mut st, info.pid, idle, compacting) {
                     rotated.insert(agent.name.clone());
@@ -113,7 +138,9 @@ impl Watchdog {
                     .get(&agent.name)
                     .map_or(&[][..], Vec::as_slice);
                 let iters = iterations(times, started);
-                if let Some(reason) = rot::due(&rotation, reading, iters, st.after_compaction) {
+                if let Some(reason) = rot::due(&rotation, reading, iters, st.after_compaction)
+                    .filter(|_| !self.loop_restarting_anyway(agent))
+                {
                     self.request(agent, &mut st, reason, reading, iters, info.pid, &records);
                 }
             }
@@ -179,10 +206,24 @@ impl Watchdog {
         st.after_compaction = true;
     }
 
+    /// A loop agent whose phase is done (or whose sequence is complete) starts afresh on the
+    /// next phase anyway: no rotation for it.
+    fn loop_restarting_anyway(&self, agent: &Agent) -> bool {
+        agent.kind == Kind::Loop
+            && (self.cfg.sequence_complete_file().exists()
+                || phase::current(&self.cfg).is_some_and(|p| phase::is_done(&self.cfg, p)))
+    }
+
     /// Idle enough to be asked for a handoff or stopped: watched, not held, not stalled (the
-    /// care pass captured it), its screen not working, nothing queued for it, its hooks (when
-    /// it has them) not in a turn.
-    fn idle_for_rotation(&self, agent: &Agent, care: &Care, records: &[HookRecord]) -> bool {
+    /// care pass captured it), its screen not working, nothing queued for it (unless it is
+    /// `handing_off`: then pings wait for the new session), its hooks not in a turn.
+    fn idle_for_rotation(
+        &self,
+        agent: &Agent,
+        care: &Care,
+        records: &[HookRecord],
+        handing_off: bool,
+    ) -> bool {
         let Some(pane) = care.panes.get(&agent.name) else {
             return false;
         };
@@ -193,7 +234,7 @@ impl Watchdog {
         if has_rules && !self.screen_takes_input(agent, false) {
             return false;
         }
-        if crate::fleet::pings::pending_count(&self.cfg, &agent.name) > 0 {
+        if !handing_off && crate::fleet::pings::pending_count(&self.cfg, &agent.name) > 0 {
             return false;
         }
         hooks::summarize(records)
@@ -296,6 +337,11 @@ impl Watchdog {
                 self.fail(agent, st, &p.id, &reason);
                 false
             }
+            Step::Abandon => {
+                tracing::info!(agent = %agent.name, id = %p.id, "restarted during its handoff: the new session is fresh already");
+                st.pending = None;
+                false
+            }
             Step::Rotate => self.rotate(agent, st, &p, &file),
         }
     }
@@ -312,6 +358,7 @@ impl Watchdog {
             tracing::warn!("cannot stop {} for its rotation: {e}", agent.name);
         }
         context::forget(&self.cfg.log_dir, &agent.name);
+        self.rotation.idle_looks.remove(&agent.name);
         self.idle_since.remove(&agent.session);
         self.pane_cache.remove(&agent.session);
         st.pending = None;

@@ -1,0 +1,295 @@
+//! Context rotation on sims: the builder rotated at its context threshold still completes the
+//! loop with every handoff pinged once and a fresh (never resumed) session on its note; a dirty
+//! tree or a missing note fails the rotation and keeps the old session; a compacting agent is
+//! not stopped until its compaction ends.
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::e2e::{ON_COMPLETE, wait_complete};
+use crate::project::{Project, loop_section, sim_backend};
+use crate::support::wait_for;
+
+/// The sim backend, able to take a resume flag.
+fn backend() -> String {
+    format!(
+        "{}supports_resume = true\nresume_flag = \"--resume '{{id}}'\"\n",
+        sim_backend("sim", "")
+    )
+}
+
+/// Builder (with `rotation` and `env`), adversary (one finding per phase), the finisher.
+fn agents(rotation: &str, env: &str) -> String {
+    format!(
+        r#"
+[[agent]]
+name = "builder"
+kind = "loop"
+role = "builder"
+backend = "sim"
+dir = "builder"
+watch = "heal+stall"
+resume = true
+rotation = {rotation}
+env = {env}
+
+[[agent]]
+name = "adversary"
+kind = "loop"
+role = "adversary"
+backend = "sim"
+dir = "adversary"
+watch = "heal+stall"
+env = {{ ORCH_SIM_FIND = "1", ORCH_SIM_REVIEW_DELAY_MS = "1500" }}
+
+[[agent]]
+name = "finisher"
+kind = "task"
+backend = "sim"
+enabled = false
+dir = "watch"
+prompt = "The sequence is complete: write the release note and exit."
+"#
+    )
+}
+
+fn project(phases: usize, rotation: &str, env: &str) -> Project {
+    let body = format!(
+        "{}{}{}{ON_COMPLETE}",
+        backend(),
+        agents(rotation, env),
+        loop_section(phases, "")
+    );
+    Project::new(&body)
+}
+
+fn of(p: &Project, event: &str, agent: &str) -> Vec<Value> {
+    p.events_named(event)
+        .into_iter()
+        .filter(|e| e["agent"] == agent)
+        .collect()
+}
+
+fn pane(p: &Project, session: &str) -> String {
+    p.server.tmux.capture_history(session).unwrap_or_default()
+}
+
+fn pane_pid(p: &Project, session: &str) -> Option<u32> {
+    p.server.tmux.fleet().ok()?.get(session)?.pid
+}
+
+#[test]
+fn the_builder_rotated_at_its_context_threshold_completes_the_loop_with_every_handoff_pinged_once()
+{
+    let p = project(
+        2,
+        r#"{ at_context_pct = 60, handoff_timeout = "40s" }"#,
+        r#"{ ORCH_SIM_CONTEXT_START = "10", ORCH_SIM_CONTEXT_STEP = "25", ORCH_SIM_HOOKS = "1" }"#,
+    );
+    p.orch_ok(&["up"]);
+    assert!(
+        wait_for(Duration::from_secs(90), || !of(&p, "rotated", "builder")
+            .is_empty()),
+        "no rotation: {:#?}",
+        p.events()
+    );
+    // Right after the rotation: the note is in the new kickoff, the old session had a resume
+    // id, and the new process was not given it.
+    let kickoff = std::fs::read_to_string(p.log_dir().join("state/kickoff-t-builder.txt")).unwrap();
+    assert!(
+        kickoff.contains("read machine-docs/HANDOFF-builder.md first"),
+        "{kickoff}"
+    );
+    assert!(p.log_dir().join("state/builder.id").exists());
+    assert!(
+        wait_for(Duration::from_secs(20), || pane(&p, "t-builder").contains(
+            "Read the handoff note machine-docs/HANDOFF-builder.md"
+        )),
+        "{}",
+        pane(&p, "t-builder")
+    );
+    assert!(
+        !pane(&p, "t-builder").contains("resumed"),
+        "{}",
+        pane(&p, "t-builder")
+    );
+    wait_complete(&p, Duration::from_secs(150));
+    let requested = of(&p, "rotation_requested", "builder");
+    let rotated = of(&p, "rotated", "builder");
+    assert!(!rotated.is_empty());
+    assert_eq!(
+        requested.len(),
+        rotated.len(),
+        "{requested:#?} {rotated:#?}"
+    );
+    assert!(
+        p.events_named("rotation_failed").is_empty(),
+        "{:#?}",
+        p.events()
+    );
+    assert_eq!(requested[0]["reason"], "context");
+    assert!(requested[0]["context_pct"].as_f64().unwrap() >= 60.0);
+    assert_ne!(rotated[0]["old_session"], rotated[0]["new_session"]);
+    // The note on the remote ends with the marker of the request.
+    let note = crate::gitfix::git(
+        &p.git.remote,
+        &["show", "main:machine-docs/HANDOFF-builder.md"],
+    );
+    assert!(
+        note.contains(&format!(
+            "[orch:handoff {}]",
+            requested.last().unwrap()["id"].as_str().unwrap()
+        )),
+        "{note}"
+    );
+    // Every claim and review was pinged exactly once, none had to be redelivered.
+    let pings = p.events_named("ping");
+    let handoffs: Vec<&Value> = pings
+        .iter()
+        .filter(|e| matches!(e["reason"].as_str(), Some("claim" | "review")))
+        .collect();
+    assert_eq!(handoffs.len(), 8, "{handoffs:#?}");
+    let mut ids: Vec<&str> = handoffs.iter().filter_map(|e| e["id"].as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 8, "{handoffs:#?}");
+    // What the rotated builder was sent all reached it.
+    assert!(
+        handoffs
+            .iter()
+            .filter(|e| e["agent"] == "builder")
+            .all(|e| e["delivered"] == true),
+        "{handoffs:#?}"
+    );
+    assert!(
+        !pings.iter().any(|e| e["reason"] == "redeliver"),
+        "{pings:#?}"
+    );
+    let samples = of(&p, "context_sample", "builder");
+    assert!(
+        samples.iter().any(|s| s["source"] == "statusline"),
+        "{samples:#?}"
+    );
+    p.orch_ok(&["down"]);
+}
+
+/// A one-phase loop whose builder is asked for its note after its first review and answers
+/// with `fault`; returns the project once `rotation_failed` was logged.
+fn failed_rotation(fault: &str, timeout: &str) -> (Project, Value, Option<u32>) {
+    let rotation = format!(r#"{{ every_iterations = 1, handoff_timeout = "{timeout}" }}"#);
+    let env = format!(r#"{{ ORCH_SIM_FAULT = "{fault}" }}"#);
+    let p = project(1, &rotation, &env);
+    p.orch_ok(&["up"]);
+    assert!(
+        wait_for(Duration::from_secs(90), || !of(
+            &p,
+            "rotation_requested",
+            "builder"
+        )
+        .is_empty()),
+        "no rotation request: {:#?}",
+        p.events()
+    );
+    let pid = pane_pid(&p, "t-builder");
+    assert!(
+        wait_for(Duration::from_secs(60), || !of(
+            &p,
+            "rotation_failed",
+            "builder"
+        )
+        .is_empty()),
+        "no rotation_failed: {:#?}",
+        p.events()
+    );
+    let failed = of(&p, "rotation_failed", "builder").remove(0);
+    (p, failed, pid)
+}
+
+fn assert_old_session_kept(p: &Project, pid: Option<u32>) {
+    assert!(pid.is_some());
+    assert_eq!(
+        pane_pid(p, "t-builder"),
+        pid,
+        "the old session keeps running"
+    );
+    assert!(of(p, "rotated", "builder").is_empty());
+    let attention = of(p, "needs_attention", "builder");
+    assert!(
+        attention.iter().any(|e| e["state"] == "rotation_failed"),
+        "{attention:#?}"
+    );
+    // The loop goes on in the same session: the held review is typed after the failure.
+    wait_complete(p, Duration::from_secs(90));
+    assert_eq!(
+        of(p, "agent_started", "builder").len(),
+        1,
+        "{:#?}",
+        p.events()
+    );
+    p.orch_ok(&["down"]);
+}
+
+#[test]
+fn a_dirty_tree_after_the_note_fails_the_rotation_and_keeps_the_old_session() {
+    let (p, failed, pid) = failed_rotation("dirty-handoff", "60s");
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(reason.contains("uncommitted-builder.txt"), "{reason}");
+    assert_old_session_kept(&p, pid);
+}
+
+#[test]
+fn a_missing_note_fails_the_rotation_at_the_timeout_and_keeps_the_old_session() {
+    let (p, failed, pid) = failed_rotation("no-handoff", "5s");
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(reason.contains("no handoff note"), "{reason}");
+    assert_old_session_kept(&p, pid);
+}
+
+fn hook_ms(p: &Project, event: &str, source: Option<&str>) -> Vec<i64> {
+    orch::hooks::read_records(&p.log_dir(), "builder")
+        .into_iter()
+        .filter(|r| r.event == event && r.source.as_deref() == source)
+        .filter_map(|r| chrono::DateTime::parse_from_rfc3339(&r.ts).ok())
+        .map(|t| t.timestamp_millis())
+        .collect()
+}
+
+#[test]
+fn an_agent_compacting_after_its_note_is_not_stopped_until_the_compaction_ends() {
+    let p = project(
+        1,
+        r#"{ every_iterations = 1, handoff_timeout = "60s" }"#,
+        r#"{ ORCH_SIM_FAULT = "compact-in-handoff", ORCH_SIM_COMPACT_MS = "5000" }"#,
+    );
+    p.orch_ok(&["up"]);
+    assert!(
+        wait_for(Duration::from_secs(120), || !of(&p, "rotated", "builder")
+            .is_empty()),
+        "no rotation: {:#?}\npane: {}\nhooks: {:#?}\nwatchdog: {}",
+        p.events(),
+        pane(&p, "t-builder"),
+        orch::hooks::read_records(&p.log_dir(), "builder"),
+        std::fs::read_to_string(p.log_dir().join("t-watchdog.log")).unwrap_or_default()
+    );
+    let rotated = of(&p, "rotated", "builder").remove(0);
+    let rotated_ms = chrono::DateTime::parse_from_rfc3339(rotated["ts"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    let pre = hook_ms(&p, "PreCompact", None);
+    let done = hook_ms(&p, "SessionStart", Some("compact"));
+    assert_eq!((pre.len(), done.len()), (1, 1), "{pre:?} {done:?}");
+    assert!(done[0] - pre[0] >= 4000);
+    assert!(
+        rotated_ms >= done[0],
+        "stopped at {rotated_ms}, compaction ended at {}",
+        done[0]
+    );
+    // The compaction happened during the handoff: no continuation ping for it.
+    assert!(
+        !p.events_named("ping")
+            .iter()
+            .any(|e| e["reason"] == "continuation")
+    );
+    wait_complete(&p, Duration::from_secs(90));
+    p.orch_ok(&["down"]);
+}
