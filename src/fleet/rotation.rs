@@ -45,6 +45,9 @@ pub struct RotationState {
     /// A compaction orch did not ask for happened: rotate at the next idle moment.
     pub after_compaction: bool,
     pub rotations: u32,
+    /// Since when (Unix ms) the new session of a rotation is starting: pings wait until it is
+    /// idle once (or `handoff_timeout` passed), so none is typed into its kickoff.
+    pub settling_since: Option<i64>,
 }
 
 fn state_file(cfg: &Config, agent: &str) -> PathBuf {
@@ -75,9 +78,13 @@ pub fn save(cfg: &Config, agent: &str, st: &RotationState) {
     }
 }
 
-/// True while a handoff is asked for and not settled (the outbox holds other pings meanwhile).
+/// True while a handoff is asked for, or its new session is still starting: the outbox holds
+/// other pings meanwhile.
 pub fn in_handoff(cfg: &Config, agent: &str) -> bool {
-    state_file(cfg, agent).exists() && load(cfg, agent).pending.is_some()
+    state_file(cfg, agent).exists() && {
+        let st = load(cfg, agent);
+        st.pending.is_some() || st.settling_since.is_some()
+    }
 }
 
 /// Whether `agent`'s account pool is held by a limit. Pools do not exist on this branch yet:

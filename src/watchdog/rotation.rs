@@ -113,7 +113,7 @@ impl Watchdog {
             let compacting = rot::compacting(&records, now_s);
             self.note_compaction(agent, &mut st, &records, started.unwrap_or(0));
             // Pings queued during a handoff wait for the new session: they do not make it busy.
-            let handing_off = st.pending.is_some();
+            let handing_off = st.pending.is_some() || st.settling_since.is_some();
             let idle_now = self.idle_for_rotation(agent, care, &records, handing_off)
                 && !compacting
                 && !typed.contains(&agent.name);
@@ -124,11 +124,20 @@ impl Watchdog {
                 .or_default();
             *looks = if idle_now { *looks + 1 } else { 0 };
             let idle = *looks >= IDLE_LOOKS;
+            // The new session took its kickoff (or took too long): held pings go in now.
+            if let Some(since) = st.settling_since
+                && (idle || now_ms() - since >= rotation.handoff_timeout.as_millis() as i64)
+            {
+                st.settling_since = None;
+                continue_save(&self.cfg, &agent.name, &st, &before);
+                continue;
+            }
             if st.pending.is_some() {
                 if self.check_pending(agent, &mut st, info.pid, idle, compacting) {
                     rotated.insert(agent.name.clone());
                 }
             } else if idle
+                && st.settling_since.is_none()
                 && !rot::pool_held(&self.cfg, agent)
                 && st.retry_after.is_none_or(|t| now_ms() >= t)
             {
@@ -379,6 +388,7 @@ impl Watchdog {
             return true;
         }
         st.rotations += 1;
+        st.settling_since = Some(now_ms());
         let new_pid = self
             .tmux
             .fleet()
@@ -417,6 +427,18 @@ impl Watchdog {
             .map_or(Duration::from_secs(600), |r| r.handoff_timeout);
         st.pending = None;
         st.retry_after = Some(now_ms() + wait.as_millis() as i64);
+    }
+}
+
+/// Save the state when it changed (for a pass that ends early).
+fn continue_save(
+    cfg: &crate::config::Config,
+    agent: &str,
+    st: &RotationState,
+    before: &RotationState,
+) {
+    if st != before {
+        rot::save(cfg, agent, st);
     }
 }
 

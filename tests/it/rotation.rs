@@ -18,8 +18,9 @@ fn backend() -> String {
     )
 }
 
-/// Builder (with `rotation` and `env`), adversary (one finding per phase), the finisher.
-fn agents(rotation: &str, env: &str) -> String {
+/// Builder (with `rotation` and `env`), adversary (one finding per phase, reviewing `delay_ms`
+/// after a claim ping), the finisher.
+fn agents(rotation: &str, env: &str, delay_ms: u32) -> String {
     format!(
         r#"
 [[agent]]
@@ -40,7 +41,7 @@ role = "adversary"
 backend = "sim"
 dir = "adversary"
 watch = "heal+stall"
-env = {{ ORCH_SIM_FIND = "1", ORCH_SIM_REVIEW_DELAY_MS = "1500" }}
+env = {{ ORCH_SIM_FIND = "1", ORCH_SIM_REVIEW_DELAY_MS = "{delay_ms}" }}
 
 [[agent]]
 name = "finisher"
@@ -53,11 +54,14 @@ prompt = "The sequence is complete: write the release note and exit."
     )
 }
 
-fn project(phases: usize, rotation: &str, env: &str) -> Project {
+/// A loop of `phases` phases; the adversary reviews 3 s after a claim ping, or `slow` 5 s
+/// (so that the builder is surely idle, and asked, before the review that ends the phase).
+fn project(phases: usize, rotation: &str, env: &str, slow: bool) -> Project {
+    let delay = if slow { 5000 } else { 3000 };
     let body = format!(
         "{}{}{}{ON_COMPLETE}",
         backend(),
-        agents(rotation, env),
+        agents(rotation, env, delay),
         loop_section(phases, "")
     );
     Project::new(&body)
@@ -85,6 +89,7 @@ fn the_builder_rotated_at_its_context_threshold_completes_the_loop_with_every_ha
         2,
         r#"{ at_context_pct = 60, handoff_timeout = "40s" }"#,
         r#"{ ORCH_SIM_CONTEXT_START = "10", ORCH_SIM_CONTEXT_STEP = "25", ORCH_SIM_HOOKS = "1" }"#,
+        false,
     );
     p.orch_ok(&["up"]);
     assert!(
@@ -112,6 +117,19 @@ fn the_builder_rotated_at_its_context_threshold_completes_the_loop_with_every_ha
         !pane(&p, "t-builder").contains("resumed"),
         "{}",
         pane(&p, "t-builder")
+    );
+    // status --json shows the new session's fill and where it comes from.
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let v: Value = serde_json::from_str(&p.orch_ok(&["status", "--json"])).unwrap();
+            v["agents"].as_array().unwrap().iter().any(|a| {
+                a["name"] == "builder"
+                    && a["context_source"] == "statusline"
+                    && a["context_pct"].as_f64().is_some_and(|x| x < 60.0)
+            })
+        }),
+        "{}",
+        p.orch_ok(&["status", "--json"])
     );
     wait_complete(&p, Duration::from_secs(150));
     let requested = of(&p, "rotation_requested", "builder");
@@ -178,7 +196,7 @@ fn the_builder_rotated_at_its_context_threshold_completes_the_loop_with_every_ha
 fn failed_rotation(fault: &str, timeout: &str) -> (Project, Value, Option<u32>) {
     let rotation = format!(r#"{{ every_iterations = 1, handoff_timeout = "{timeout}" }}"#);
     let env = format!(r#"{{ ORCH_SIM_FAULT = "{fault}" }}"#);
-    let p = project(1, &rotation, &env);
+    let p = project(1, &rotation, &env, true);
     p.orch_ok(&["up"]);
     assert!(
         wait_for(Duration::from_secs(90), || !of(
@@ -260,6 +278,7 @@ fn an_agent_compacting_after_its_note_is_not_stopped_until_the_compaction_ends()
         1,
         r#"{ every_iterations = 1, handoff_timeout = "60s" }"#,
         r#"{ ORCH_SIM_FAULT = "compact-in-handoff", ORCH_SIM_COMPACT_MS = "5000" }"#,
+        true,
     );
     p.orch_ok(&["up"]);
     assert!(
@@ -291,5 +310,32 @@ fn an_agent_compacting_after_its_note_is_not_stopped_until_the_compaction_ends()
             .any(|e| e["reason"] == "continuation")
     );
     wait_complete(&p, Duration::from_secs(90));
+    p.orch_ok(&["down"]);
+}
+
+#[test]
+fn a_compaction_orch_did_not_ask_for_gets_one_continuation_ping_and_a_rotation_at_the_next_idle() {
+    let p = project(
+        1,
+        r#"{ at_context_pct = 95, handoff_timeout = "60s" }"#,
+        r#"{ ORCH_SIM_FAULT = "compact", ORCH_SIM_COMPACT_MS = "1500" }"#,
+        true,
+    );
+    p.orch_ok(&["up"]);
+    assert!(
+        wait_for(Duration::from_secs(90), || !of(&p, "rotated", "builder")
+            .is_empty()),
+        "no rotation: {:#?}",
+        p.events()
+    );
+    let requested = of(&p, "rotation_requested", "builder");
+    assert_eq!(requested[0]["reason"], "compaction", "{requested:#?}");
+    wait_complete(&p, Duration::from_secs(90));
+    let continuations: Vec<Value> = of(&p, "ping", "builder")
+        .into_iter()
+        .filter(|e| e["reason"] == "continuation")
+        .collect();
+    assert_eq!(continuations.len(), 1, "{continuations:#?}");
+    assert_eq!(of(&p, "rotated", "builder").len(), 1);
     p.orch_ok(&["down"]);
 }
