@@ -339,3 +339,64 @@ fn a_compaction_orch_did_not_ask_for_gets_one_continuation_ping_and_a_rotation_a
     assert_eq!(of(&p, "rotated", "builder").len(), 1);
     p.orch_ok(&["down"]);
 }
+
+#[test]
+fn the_statusline_wraps_the_projects_own_and_records_the_context_window() {
+    let body = format!(
+        "{}\n[[agent]]\nname = \"worker\"\nbackend = \"sim\"\ndir = \"builder\"\nprompt = \"hi\"\nhooks = true\n",
+        sim_backend("sim", "")
+    );
+    let p = Project::new(&body);
+    let claude = p.path("builder/.claude");
+    std::fs::create_dir_all(&claude).unwrap();
+    std::fs::write(
+        claude.join("settings.json"),
+        r#"{"statusLine": {"type": "command", "command": "printf 'mine %s' \"$(cat | wc -c)\""}}"#,
+    )
+    .unwrap();
+    p.orch_ok(&["up", "worker"]);
+    let settings: Value =
+        serde_json::from_slice(&std::fs::read(claude.join("settings.local.json")).unwrap())
+            .unwrap();
+    let command = settings["statusLine"]["command"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(command.contains(" statusline --wrap "), "{command}");
+    assert!(settings["hooks"]["PreCompact"].is_array(), "{settings:#}");
+    // Run it as Claude Code does: a shell line, the session JSON on stdin.
+    let input = r#"{"session_id":"s1","context_window":{"used_percentage":42.5},"rate_limits":{"five_hour":{"used_percentage":7}}}"#;
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .env("ORCH_AGENT", "worker")
+        .env("ORCH_LOG_DIR", p.log_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("mine {}", input.len()),
+        "the wrapped statusline's output, unchanged, with the same stdin"
+    );
+    let rec: Value = serde_json::from_slice(
+        &std::fs::read(p.log_dir().join("state/context/worker.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["context_pct"], 42.5);
+    assert_eq!(rec["rate_limits"]["five_hour"]["used_percentage"], 7);
+    let status: Value = serde_json::from_str(&p.orch_ok(&["status", "--json"])).unwrap();
+    let worker = &status["agents"][0];
+    assert_eq!(worker["context_pct"], 42.5, "{status:#}");
+    assert_eq!(worker["context_source"], "statusline");
+    p.orch_ok(&["down"]);
+}
