@@ -108,6 +108,10 @@ impl Watchdog {
             let before = st.clone();
             let records = hooks::read_records(&self.cfg.log_dir, &agent.name);
             let started = fleet::records::record(&self.cfg, &agent.name).started_at;
+            // Pings of earlier sessions no longer count: forget them.
+            if let (Some(times), Some(s)) = (self.rotation.handled.get_mut(&agent.name), started) {
+                times.retain(|t| *t >= s);
+            }
             let reading = self.sample_context(agent, &records, started);
             let now_s = chrono::Utc::now().timestamp();
             let compacting = rot::compacting(&records, now_s);

@@ -54,10 +54,10 @@ prompt = "The sequence is complete: write the release note and exit."
     )
 }
 
-/// A loop of `phases` phases; the adversary reviews 3 s after a claim ping, or `slow` 5 s
-/// (so that the builder is surely idle, and asked, before the review that ends the phase).
-fn project(phases: usize, rotation: &str, env: &str, slow: bool) -> Project {
-    let delay = if slow { 5000 } else { 3000 };
+/// A loop of `phases` phases; the adversary reviews 5 s after a claim ping (so that the
+/// builder is surely idle, and asked, before the review that ends the phase).
+fn project(phases: usize, rotation: &str, env: &str) -> Project {
+    let delay = 5000;
     let body = format!(
         "{}{}{}{ON_COMPLETE}",
         backend(),
@@ -83,17 +83,15 @@ fn pane_pid(p: &Project, session: &str) -> Option<u32> {
 }
 
 #[test]
-fn the_builder_rotated_at_its_context_threshold_completes_the_loop_with_every_handoff_pinged_once()
-{
+fn the_builder_rotated_at_its_context_threshold_completes_the_loop_with_no_handoff_pinged_twice() {
     let p = project(
         2,
         r#"{ at_context_pct = 60, handoff_timeout = "40s" }"#,
         r#"{ ORCH_SIM_CONTEXT_START = "10", ORCH_SIM_CONTEXT_STEP = "25", ORCH_SIM_HOOKS = "1" }"#,
-        false,
     );
     p.orch_ok(&["up"]);
     assert!(
-        wait_for(Duration::from_secs(90), || !of(&p, "rotated", "builder")
+        wait_for(Duration::from_secs(120), || !of(&p, "rotated", "builder")
             .is_empty()),
         "no rotation: {:#?}",
         p.events()
@@ -131,7 +129,7 @@ fn the_builder_rotated_at_its_context_threshold_completes_the_loop_with_every_ha
         "{}",
         p.orch_ok(&["status", "--json"])
     );
-    wait_complete(&p, Duration::from_secs(150));
+    wait_complete(&p, Duration::from_secs(180));
     let requested = of(&p, "rotation_requested", "builder");
     let rotated = of(&p, "rotated", "builder");
     assert!(!rotated.is_empty());
@@ -166,11 +164,33 @@ fn the_builder_rotated_at_its_context_threshold_completes_the_loop_with_every_ha
         .iter()
         .filter(|e| matches!(e["reason"].as_str(), Some("claim" | "review")))
         .collect();
-    assert_eq!(handoffs.len(), 8, "{handoffs:#?}");
-    let mut ids: Vec<&str> = handoffs.iter().filter_map(|e| e["id"].as_str()).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), 8, "{handoffs:#?}");
+    // No claim or review commit is pinged twice. A review pushed while the builder was being
+    // rotated waits for the new session; when that session's kickoff (which re-reads git)
+    // already finished the phase, the phase advance drops it: at most one such per rotation.
+    let remote = crate::gitfix::git(&p.git.remote, &["log", "--format=%H %s", "main"]);
+    let handoff_commits: Vec<&str> = remote
+        .lines()
+        .filter(|l| l.contains(" claim: ") || l.contains(" review: "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert_eq!(handoff_commits.len(), 8, "{remote}");
+    let mut unpinged = 0;
+    for sha in &handoff_commits {
+        let n = handoffs
+            .iter()
+            .filter(|e| {
+                e["commits"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|x| x == sha))
+            })
+            .count();
+        assert!(n <= 1, "{sha} pinged {n} times: {handoffs:#?}\n{remote}");
+        unpinged += usize::from(n == 0);
+    }
+    assert!(
+        unpinged <= rotated.len(),
+        "{unpinged} handoffs never pinged: {handoffs:#?}\n{remote}"
+    );
     // What the rotated builder was sent all reached it.
     assert!(
         handoffs
@@ -196,7 +216,7 @@ fn the_builder_rotated_at_its_context_threshold_completes_the_loop_with_every_ha
 fn failed_rotation(fault: &str, timeout: &str) -> (Project, Value, Option<u32>) {
     let rotation = format!(r#"{{ every_iterations = 1, handoff_timeout = "{timeout}" }}"#);
     let env = format!(r#"{{ ORCH_SIM_FAULT = "{fault}" }}"#);
-    let p = project(1, &rotation, &env, true);
+    let p = project(1, &rotation, &env);
     p.orch_ok(&["up"]);
     assert!(
         wait_for(Duration::from_secs(90), || !of(
@@ -278,7 +298,6 @@ fn an_agent_compacting_after_its_note_is_not_stopped_until_the_compaction_ends()
         1,
         r#"{ every_iterations = 1, handoff_timeout = "60s" }"#,
         r#"{ ORCH_SIM_FAULT = "compact-in-handoff", ORCH_SIM_COMPACT_MS = "5000" }"#,
-        true,
     );
     p.orch_ok(&["up"]);
     assert!(
@@ -319,7 +338,6 @@ fn a_compaction_orch_did_not_ask_for_gets_one_continuation_ping_and_a_rotation_a
         1,
         r#"{ at_context_pct = 95, handoff_timeout = "60s" }"#,
         r#"{ ORCH_SIM_FAULT = "compact", ORCH_SIM_COMPACT_MS = "1500" }"#,
-        true,
     );
     p.orch_ok(&["up"]);
     assert!(
