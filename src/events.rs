@@ -75,15 +75,23 @@ pub const POOL_PROBE: &str = "pool_probe";
 /// `held_secs`, `remaining` (members still held; 0: the pool is free).
 pub const POOL_RELEASED: &str = "pool_released";
 
+/// A sample of an agent's context fill (logged when it moved by 5 points or more, not every
+/// tick). Fields: `agent`, `context_pct`, `source` (`statusline` | `transcript`).
+pub const CONTEXT_SAMPLE: &str = "context_sample";
+/// An idle agent was asked for a handoff note before being started afresh. Fields: `agent`,
+/// `id` (the ping's), `reason` (`context` | `iterations` | `compaction`), `context_pct`,
+/// `iterations`, `handoff_file`, `session`.
+pub const ROTATION_REQUESTED: &str = "rotation_requested";
+/// The handoff was verified and the agent runs on a new session. Fields: `agent`, `id`,
+/// `old_session`, `new_session`, `handoff_file`.
+pub const ROTATED: &str = "rotated";
+/// A handoff was not completed (no note with its marker, a dirty or unpushed tree, a timeout);
+/// the old session keeps running. Fields: `agent`, `id`, `reason`, `summary`.
+pub const ROTATION_FAILED: &str = "rotation_failed";
+
 /// Event names DESIGN.md fixes that other parts of orch emit (hosts, pools, outbox, jobs):
 /// accepted wherever a config names events (`[[notify]].events`).
-pub const DESIGNED: &[&str] = &[
-    "ping_acked",
-    "ping_lost",
-    "rotation_requested",
-    "rotated",
-    "rotation_failed",
-];
+pub const DESIGNED: &[&str] = &["ping_acked", "ping_lost"];
 
 /// A job was added (or retried). Fields: `id`, `profile`, `repo`, `after`.
 pub const JOB_QUEUED: &str = "job_queued";
@@ -158,6 +166,10 @@ pub const ALL: &[&str] = &[
     SLURM_JOB_ENDED,
     SLURM_WALLTIME_WARNING,
     SLURM_ALLOCATION_FAILED,
+    CONTEXT_SAMPLE,
+    ROTATION_REQUESTED,
+    ROTATED,
+    ROTATION_FAILED,
 ];
 
 /// Appends events to `<log_dir>/events.jsonl`.

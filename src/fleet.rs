@@ -17,6 +17,7 @@ pub mod pool_hold;
 pub mod records;
 pub mod redaction;
 pub mod render;
+pub mod rotation;
 pub mod screen;
 pub mod slurm;
 pub mod stop;
@@ -102,12 +103,46 @@ pub fn start_agent_by(
     phase: Option<&Phase>,
     by: &str,
 ) -> Result<LaunchPlan> {
+    start_with(cfg, tmux, agent, phase, by, None)
+}
+
+/// Start `agent` afresh after a context rotation: never resumed (whatever `resume` says), its
+/// kickoff the usual one followed by `note` ("read <handoff_file> first").
+pub fn start_agent_rotated(
+    cfg: &Config,
+    tmux: &Tmux,
+    agent: &Agent,
+    phase: Option<&Phase>,
+    note: &str,
+) -> Result<LaunchPlan> {
+    let mut fresh = agent.clone();
+    fresh.resume = false;
+    start_with(cfg, tmux, &fresh, phase, "rotation", Some(note))
+}
+
+fn start_with(
+    cfg: &Config,
+    tmux: &Tmux,
+    agent: &Agent,
+    phase: Option<&Phase>,
+    by: &str,
+    note: Option<&str>,
+) -> Result<LaunchPlan> {
     let fingerprint = launch_fingerprint(cfg, agent, phase)?;
     if agent.worktree {
         workspace::ensure_worktree(cfg, &agent.name)
             .map_err(|e| Error::Runtime(format!("cannot prepare the worktree: {e}")))?;
     }
-    let (eff, plan) = plan_agent(cfg, agent, phase)?;
+    let (eff, mut plan) = plan_agent(cfg, agent, phase)?;
+    if let Some(note) = note {
+        // The fingerprint stays the usual kickoff's: a rotated agent is not a changed one.
+        if !plan.kickoff.is_empty() && !plan.kickoff.ends_with('\n') {
+            plan.kickoff.push('\n');
+        }
+        plan.kickoff.push('\n');
+        plan.kickoff.push_str(note);
+        plan.kickoff.push('\n');
+    }
     if agent.host.is_none() && !plan.cwd.is_dir() {
         return Err(Error::Config(format!(
             "agent {}: its dir {} does not exist (orch does not create it: clone the project there, or fix `dir`)",

@@ -21,6 +21,7 @@ pub const HOOK_EVENTS: &[&str] = &[
     "Stop",
     "Notification",
     "StopFailure",
+    "PreCompact",
 ];
 
 /// How many records a hook file keeps.
@@ -82,6 +83,9 @@ pub struct HookRecord {
     /// characters (from `error`, `error_type` or `reason`; an object's `type`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// SessionStart: the session's transcript (its usage rows tell the context fill).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript_path: Option<String>,
 }
 
 /// The id in the last `[orch:ping <id>]` mark of `prompt`, if any (ids are `[A-Za-z0-9._-]`).
@@ -123,6 +127,7 @@ pub fn record_from_input(event: &str, input: &Value, now: DateTime<Utc>) -> Hook
         message: text("message").map(|m| m.chars().take(200).collect()),
         ping_id: text("prompt").and_then(|p| ping_id_in(&p)),
         error: error_kind(input),
+        transcript_path: text("transcript_path").filter(|_| event == "SessionStart"),
     }
 }
 
@@ -436,8 +441,12 @@ pub fn install(agent_dir: &Path, orch: &Path) -> Result<PathBuf, HookError> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(io_err(&path, "reading the Claude settings")(e)),
         };
-    let merged = merge_settings(existing, orch)
+    let mut merged = merge_settings(existing, orch)
         .ok_or_else(|| HookError::NotAnObject { path: path.clone() })?;
+    // The statusline records the context window (wrapping any statusline already shown).
+    if let Value::Object(root) = &mut merged {
+        crate::statusline::wire(root, orch, crate::statusline::user_statusline(agent_dir));
+    }
     fs::create_dir_all(&dir).map_err(io_err(&dir, "creating the .claude folder"))?;
     let mut text = serde_json::to_string_pretty(&merged).map_err(|e| HookError::Io {
         path: path.clone(),

@@ -94,6 +94,10 @@ pub struct AgentReport {
     pub host: String,
     /// The account pool it is in (`[pool.NAME]` or a derived `<backend>-<key>`), if any.
     pub pool: Option<String>,
+    /// How full its context window is this session (percent), where known.
+    pub context_pct: Option<f64>,
+    /// Where `context_pct` comes from: `statusline` or `transcript`.
+    pub context_source: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -165,6 +169,8 @@ pub fn gather_at(cfg: &Config, fleet: &Fleet, now: i64) -> Report {
                 tool_counts: BTreeMap::new(),
                 host: host_name(a.host.as_deref()),
                 pool: pooled.get(&a.name).map(|(p, _)| p.clone()),
+                context_pct: None,
+                context_source: None,
             };
             observe_agent(cfg, a, fleet.get(&a.session), &history, now, &mut report);
             if let Some((_, Some(hold))) = pooled.get(&a.name)
@@ -251,7 +257,20 @@ fn observe_agent(
     now: i64,
     r: &mut AgentReport,
 ) {
-    let summary: HookSummary = hooks::summarize(&hooks::read_records(&cfg.log_dir, &a.name));
+    let records = hooks::read_records(&cfg.log_dir, &a.name);
+    let summary: HookSummary = hooks::summarize(&records);
+    if pane.is_some_and(|p| !p.dead) {
+        let started = crate::fleet::records::record(cfg, &a.name).started_at;
+        let transcript = records
+            .iter()
+            .rev()
+            .find_map(|r| r.transcript_path.as_deref())
+            .map(std::path::Path::new);
+        if let Some(c) = crate::context::current(&cfg.log_dir, &a.name, started, transcript) {
+            r.context_pct = Some((c.pct * 10.0).round() / 10.0);
+            r.context_source = Some(c.source);
+        }
+    }
     let mine = history.agents.get(&a.name);
     let lifecycle = match r.parked {
         Some(why) => {

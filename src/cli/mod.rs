@@ -230,6 +230,16 @@ pub enum Verb {
         /// The hook event: SessionStart, UserPromptSubmit, PreToolUse, Stop, Notification, ...
         event: String,
     },
+    /// Claude Code's statusline command: records the statusline JSON's context window and rate
+    /// limits for $ORCH_AGENT under $ORCH_LOG_DIR/state/context/, then prints the wrapped
+    /// statusline's output unchanged (or `ctx N%`). Wired with the hooks (`hooks = true`).
+    ///
+    /// Example: echo '{"context_window":{"used_percentage":42}}' | ORCH_AGENT=builder ORCH_LOG_DIR=.orch orch statusline --wrap 'my-line.sh'
+    Statusline {
+        /// The user's own statusline command (a shell line) whose output is printed.
+        #[arg(long, value_name = "CMD")]
+        wrap: Option<String>,
+    },
     /// Run the shipped two-phase example on simulated agents in a throwaway project, to
     /// SEQUENCE-COMPLETE, on a private tmux server; then clean up (no network, no API key).
     ///
@@ -330,6 +340,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => gc::run(&load(&cli.config)?, dry_run, older_than),
         Verb::Service { action } => service::run(&cli.config, action),
         Verb::Hook { event } => Ok(crate::hooks::run(&event)),
+        Verb::Statusline { wrap } => Ok(crate::statusline::run(wrap.as_deref())),
         Verb::Demo(args) => crate::demo::run(args),
         Verb::Watchdog => crate::watchdog::run(&cli.config),
         Verb::Up { names } => up::run(&load(&cli.config)?, &names),

@@ -242,7 +242,25 @@ pub struct Agent {
     pub heal: HealBounds,
     /// The `[host.NAME]` it runs on; `None`: this machine.
     pub host: Option<String>,
+    /// Context rotation with a handoff note (`rotation = {...}`); `None`: never rotated.
+    pub rotation: Option<Rotation>,
 }
+
+/// When and how an agent is rotated: asked for a handoff note, then started afresh on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rotation {
+    /// Rotate after this many claim/review pings handled in one session.
+    pub every_iterations: Option<u32>,
+    /// Rotate once the context window is this full (percent).
+    pub at_context_pct: Option<f64>,
+    /// The note's path relative to the agent's dir, `{agent}` filled in.
+    pub handoff_file: String,
+    /// How long the agent has to write the note and push.
+    pub handoff_timeout: Duration,
+}
+
+/// The default `handoff_file`.
+pub const DEFAULT_HANDOFF_FILE: &str = "machine-docs/HANDOFF-{agent}.md";
 
 /// The bounds of healing one agent: at most `max` heals within `window` (0 = unlimited), each
 /// after the previous one by `backoff` doubling up to `backoff_max`.

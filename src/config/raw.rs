@@ -121,6 +121,17 @@ pub struct RawAgentKeys {
     pub restart_backoff: Option<Seconds>,
     pub restart_backoff_max: Option<Seconds>,
     pub restart_reset_after: Option<Seconds>,
+    /// Context rotation with a handoff note (issue 19).
+    pub rotation: Option<RawRotation>,
+}
+
+/// `rotation = { every_iterations, at_context_pct, handoff_file, handoff_timeout }`.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawRotation {
+    pub every_iterations: Option<u32>,
+    pub at_context_pct: Option<f64>,
+    pub handoff_file: Option<String>,
+    pub handoff_timeout: Option<Seconds>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -24,6 +24,13 @@ const AGENT_KEYS: &[&str] = &[
     "restart_backoff_max",
     "restart_reset_after",
     "hooks",
+    "rotation",
+];
+const ROTATION_KEYS: &[&str] = &[
+    "every_iterations",
+    "at_context_pct",
+    "handoff_file",
+    "handoff_timeout",
 ];
 const DEFAULTS_KEYS: &[&str] = &["session_prefix", "log_dir", "project_dir", "tmux_socket"];
 const AGENT_ONLY_KEYS: &[&str] = &[
@@ -143,6 +150,9 @@ pub fn unknown_keys(root: &DeTable<'_>) -> Vec<UnknownKey> {
             ("defaults", DeValue::Table(t)) => {
                 let known: Vec<&str> = [DEFAULTS_KEYS, AGENT_KEYS].concat();
                 check_keys(t, "defaults", &known, &mut out);
+                if let Some(DeValue::Table(r)) = t.get("rotation").map(|v| v.get_ref()) {
+                    check_table(r, "defaults.rotation", ROTATION_KEYS, &mut out);
+                }
             }
             ("watchdog", DeValue::Table(t)) => check_table(t, "watchdog", WATCHDOG_KEYS, &mut out),
             ("api", DeValue::Table(t)) => check_table(t, "api", API_KEYS, &mut out),
@@ -162,6 +172,9 @@ pub fn unknown_keys(root: &DeTable<'_>) -> Vec<UnknownKey> {
                         check_keys(t, &p, &known, &mut out);
                         if let Some(DeValue::Table(w)) = t.get("wake").map(|v| v.get_ref()) {
                             check_table(w, &format!("{p}.wake"), WAKE_KEYS, &mut out);
+                        }
+                        if let Some(DeValue::Table(r)) = t.get("rotation").map(|v| v.get_ref()) {
+                            check_table(r, &format!("{p}.rotation"), ROTATION_KEYS, &mut out);
                         }
                     }
                 }

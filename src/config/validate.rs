@@ -19,6 +19,7 @@ pub use notify::{
 };
 mod policy;
 use policy::build_policy;
+mod rotation;
 
 /// The outcome of building: a config if there were no errors, and everything found.
 pub struct Built {
@@ -417,6 +418,7 @@ fn build_agents(
         let mut env = d.env.clone().unwrap_or_default();
         env.extend(k.env.clone().unwrap_or_default());
         let policy = build_policy(c, i, &who, k, d, project_dir, &mut checked_secrets);
+        let rotation = rotation::build_rotation(c, i, &who, k, d);
         agents.push(Agent {
             name,
             kind,
@@ -446,6 +448,7 @@ fn build_agents(
             restart: policy.restart,
             heal: policy.heal,
             host: None,
+            rotation,
         });
     }
     agents

@@ -29,6 +29,14 @@ pub enum Fault {
     /// The kickoff is echoed in full, then the turn ends on Claude's network error; every later
     /// line gets the same error.
     NetworkError,
+    /// Answer a handoff request without writing the note.
+    NoHandoff,
+    /// Answer a handoff request properly, then leave an uncommitted file.
+    DirtyHandoff,
+    /// Answer a handoff request properly, then compact (PreCompact ... SessionStart compact).
+    CompactInHandoff,
+    /// After the first step: compact the conversation (a compaction orch did not ask for).
+    Compact,
 }
 
 impl Fault {
@@ -56,10 +64,15 @@ impl Fault {
             "bypass-dialog" => Fault::BypassDialog,
             "refuse-root" => Fault::RefuseRoot,
             "network-error" => Fault::NetworkError,
+            "no-handoff" => Fault::NoHandoff,
+            "dirty-handoff" => Fault::DirtyHandoff,
+            "compact-in-handoff" => Fault::CompactInHandoff,
+            "compact" => Fault::Compact,
             other => {
                 return Err(format!(
                     "unknown fault `{other}` (known: limit, limit-after-claim, crash, crash-at-start, \
-                     hang, fatal, waiting-until=<ISO>, exit0, bypass-dialog, refuse-root, network-error)"
+                     hang, fatal, waiting-until=<ISO>, exit0, bypass-dialog, refuse-root, network-error, \
+                     no-handoff, dirty-handoff, compact-in-handoff, compact)"
                 ));
             }
         })
@@ -153,7 +166,7 @@ mod tests {
     #[test]
     fn parses_every_known_fault() {
         let all = Fault::parse_list(
-            "limit, limit-after-claim,crash,crash-at-start,hang,fatal,exit0,waiting-until=2030-01-01T09:00:00Z,bypass-dialog,refuse-root,network-error",
+            "limit, limit-after-claim,crash,crash-at-start,hang,fatal,exit0,waiting-until=2030-01-01T09:00:00Z,bypass-dialog,refuse-root,network-error,no-handoff,dirty-handoff,compact-in-handoff,compact",
         )
         .unwrap();
         assert_eq!(
@@ -170,6 +183,10 @@ mod tests {
                 Fault::BypassDialog,
                 Fault::RefuseRoot,
                 Fault::NetworkError,
+                Fault::NoHandoff,
+                Fault::DirtyHandoff,
+                Fault::CompactInHandoff,
+                Fault::Compact,
             ]
         );
     }

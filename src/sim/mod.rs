@@ -4,6 +4,7 @@ mod fault;
 mod git;
 pub mod headless;
 mod roles;
+mod rotation;
 mod screen;
 
 use std::io::BufRead;
@@ -45,13 +46,17 @@ pub struct SimArgs {
     #[arg(long)]
     pub find: bool,
     /// A fault to play: limit, limit-after-claim, crash, crash-at-start, hang, fatal,
-    /// waiting-until=<ISO>, exit0, bypass-dialog, refuse-root, network-error. Repeatable; also ORCH_SIM_FAULT (comma-separated).
+    /// waiting-until=<ISO>, exit0, bypass-dialog, refuse-root, network-error, compact; and for a
+    /// handoff request: no-handoff, dirty-handoff, compact-in-handoff. Repeatable; also ORCH_SIM_FAULT (comma-separated).
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
     /// Play the --fault and ORCH_SIM_FAULT faults only in this phase (ORCH_PHASE); in any other
     /// phase the sim runs clean.
     #[arg(long, value_name = "ID")]
     pub fault_phase: Option<String>,
+    /// Resume a conversation (accepted as a backend's resume flag passes it; shown in the banner).
+    #[arg(long, value_name = "ID")]
+    pub resume: Option<String>,
     /// The kickoff prompt text (the "arg" delivery).
     #[arg(allow_hyphen_values = true)]
     pub kickoff: Option<String>,
@@ -151,6 +156,10 @@ struct Sim {
     model: String,
     steps: u32,
     mode: Mode,
+    /// The resume id it was started with (`--resume`).
+    resumed: Option<String>,
+    /// Context, hook records and compactions, as the real statusline and hooks report them.
+    report: rotation::Reporter,
 }
 
 /// Run the simulated agent on this terminal until it exits (or forever).
@@ -171,6 +180,7 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
     if args.fault_phase.as_ref().is_some_and(|p| *p != id.phase) {
         faults.clear();
     }
+    let report = rotation::Reporter::from_env(&id);
     let mut sim = Sim {
         behaviour: behaviour_of(&id),
         id,
@@ -189,8 +199,11 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         model: args.model,
         steps: 0,
         mode: Mode::Ready,
+        resumed: args.resume.filter(|r| !r.is_empty()),
+        report,
     };
     sim.banner()?;
+    sim.report.started(sim.resumed.is_some());
     if sim.faults.contains(&Fault::CrashAtStart) {
         sim.scr
             .say("Error: orch-sim crashed at start (simulated fault)")?;
@@ -260,7 +273,7 @@ fn read_line_path(line: &str) -> Option<&str> {
 
 impl Sim {
     fn banner(&mut self) -> Result<()> {
-        let line = format!(
+        let mut line = format!(
             "orch-sim {} · {} ({}, phase {}) · model {}",
             env!("CARGO_PKG_VERSION"),
             self.id.agent,
@@ -268,6 +281,9 @@ impl Sim {
             self.id.phase,
             self.model
         );
+        if let Some(id) = &self.resumed {
+            line.push_str(&format!(" · resumed {id}"));
+        }
         self.scr.say(&line)
     }
 
@@ -315,6 +331,10 @@ impl Sim {
             }
             Mode::Ready => {
                 self.scr.echo_input(line)?;
+                self.report.prompt(line);
+                if let Some(req) = rotation::parse_request(line) {
+                    return self.handoff(&req);
+                }
                 if let Some(path) = read_line_path(line) {
                     let path = self.clone.dir().join(path);
                     return match std::fs::read_to_string(&path) {
@@ -378,6 +398,13 @@ impl Sim {
             "● Read the kickoff ({} lines)",
             text.lines().count()
         ))?;
+        if let Some(note) = rotation::note_in_kickoff(text) {
+            let lines = std::fs::read_to_string(self.clone.dir().join(note))
+                .map(|t| t.lines().count())
+                .unwrap_or(0);
+            self.scr
+                .say(&format!("● Read the handoff note {note} ({lines} lines)"))?;
+        }
         self.work(Trigger::Kickoff)
     }
 
@@ -422,6 +449,7 @@ impl Sim {
         }
         self.scr.end_step()?;
         self.steps += 1;
+        self.report.turn_done();
         let flow = if self.steps == 1 {
             self.after_first_step()?
         } else {
@@ -450,6 +478,9 @@ impl Sim {
                     | Fault::BypassDialog
                     | Fault::RefuseRoot
                     | Fault::NetworkError
+                    | Fault::NoHandoff
+                    | Fault::DirtyHandoff
+                    | Fault::CompactInHandoff
             )
         }) else {
             return Ok(Flow::Continue);
@@ -470,11 +501,15 @@ impl Sim {
                 self.scr.say(&format!("WAITING-UNTIL: {iso}"))?;
                 self.mode = Mode::Idle;
             }
+            Fault::Compact => self.report.compact(&mut self.scr)?,
             Fault::Limit
             | Fault::CrashAtStart
             | Fault::BypassDialog
             | Fault::RefuseRoot
-            | Fault::NetworkError => {}
+            | Fault::NetworkError
+            | Fault::NoHandoff
+            | Fault::DirtyHandoff
+            | Fault::CompactInHandoff => {}
         }
         Ok(Flow::Continue)
     }

@@ -238,6 +238,8 @@ mod tests {
             tool_counts: Default::default(),
             host: "local".into(),
             pool: None,
+            context_pct: None,
+            context_source: None,
         }
     }
 

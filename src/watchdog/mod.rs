@@ -12,6 +12,7 @@ mod phase_tick;
 pub mod policy;
 pub mod pool;
 mod redeliver;
+pub mod rotation;
 pub mod screen;
 pub mod server;
 pub mod slurm;
@@ -69,6 +70,8 @@ pub struct Watchdog {
     server_live: Option<BTreeSet<String>>,
     /// New allocations of each SLURM host (bounded, with backoff), by host.
     slurm: HashMap<String, slurm::Realloc>,
+    /// The rotation pass's memory (handled pings, context samples).
+    rotation: rotation::Memory,
 }
 
 impl Watchdog {
@@ -96,6 +99,7 @@ impl Watchdog {
             hosts_down: HashMap::new(),
             server_live: None,
             slurm: HashMap::new(),
+            rotation: rotation::Memory::default(),
         })
     }
 
@@ -183,11 +187,17 @@ impl Watchdog {
         if let Some(f) = &fleet {
             self.attention_tick(f);
         }
+        // Context rotation at idle moments; a rotated agent is not healed this tick.
+        let rotated = match (&fleet, &care) {
+            (Some(f), Some(c)) => self.rotation_tick(f, c),
+            _ => BTreeSet::new(),
+        };
         if heavy_due {
             self.last_heavy = Some(Instant::now());
             let advanced = self.phase_tick();
             if let (false, Some(f), Some(c)) = (advanced, &fleet, &care) {
-                self.heal_tick(f, &c.skip, &c.panes);
+                let skip: BTreeSet<String> = c.skip.union(&rotated).cloned().collect();
+                self.heal_tick(f, &skip, &c.panes);
             }
         }
     }

@@ -62,7 +62,10 @@ impl Watchdog {
     pub(super) fn outbox_tick(&mut self, fleet: &Fleet) {
         let agents: Vec<Agent> = self.cfg.agents.clone();
         for agent in &agents {
-            if !outbox_file(&self.cfg, &agent.name).exists() {
+            // During a handoff the agent writes its note: other pings wait for the new session.
+            if !outbox_file(&self.cfg, &agent.name).exists()
+                || crate::fleet::rotation::in_handoff(&self.cfg, &agent.name)
+            {
                 continue;
             }
             let mut outbox = load(&self.cfg, &agent.name);

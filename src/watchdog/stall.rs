@@ -89,7 +89,11 @@ impl Watchdog {
 
     /// The stall rule for one running, not-held agent; true when it was rebooted.
     fn stall_check(&mut self, agent: &Agent, pane: &str) -> bool {
-        if pane_active(&self.cfg, agent, pane, true) {
+        // Never stopped between a PreCompact hook and its SessionStart (source compact).
+        let records = crate::hooks::read_records(&self.cfg.log_dir, &agent.name);
+        let compacting =
+            crate::fleet::rotation::compacting(&records, chrono::Utc::now().timestamp());
+        if compacting || pane_active(&self.cfg, agent, pane, true) {
             self.idle_since.remove(&agent.session);
             return false;
         }

@@ -23,6 +23,7 @@ mod project;
 mod real_cli;
 mod redeliver;
 mod report;
+mod rotation;
 mod screen_gate;
 mod sim;
 mod slurm;

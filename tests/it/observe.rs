@@ -297,6 +297,12 @@ fn hooks_true_merges_the_wiring_and_keeps_the_users_settings() {
   "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "guard.sh"}]}]}
 }"#;
     std::fs::write(claude.join("settings.local.json"), user).unwrap();
+    // The project's own statusline (read before the user's, which stays unread).
+    std::fs::write(
+        claude.join("settings.json"),
+        r#"{"statusLine": {"type": "command", "command": "echo mine"}}"#,
+    )
+    .unwrap();
     fx.ok(&["up", "builder"]);
     let read = || -> Value {
         serde_json::from_slice(&std::fs::read(claude.join("settings.local.json")).unwrap()).unwrap()

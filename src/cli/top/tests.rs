@@ -20,6 +20,8 @@ fn agent(name: &str, state: &'static str, since_ago: i64) -> AgentReport {
     AgentReport {
         name: name.into(),
         host: "local".into(),
+        context_pct: None,
+        context_source: None,
         kind: "loop",
         backend: "claude".into(),
         model: "sonnet".into(),
