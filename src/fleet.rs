@@ -11,6 +11,7 @@ use crate::{Error, Result, events::EventLog, state, workspace};
 
 pub mod gc;
 pub mod hosts;
+pub mod ping_log;
 pub mod pings;
 pub mod records;
 pub mod redaction;

@@ -29,6 +29,24 @@ pub enum Fault {
     /// The kickoff is echoed in full, then the turn ends on Claude's network error; every later
     /// line gets the same error.
     NetworkError,
+    /// The next N submits of a ping (`swallow-enter`: 1) are swallowed: its text stays in the
+    /// input box, and the submit after them sends it (with anything typed after it).
+    SwallowEnter(u32),
+    /// The next ping is absorbed mid-turn, as Claude takes a prompt typed while it works: no
+    /// UserPromptSubmit hook, a `queue-operation` row in the transcript; then worked on.
+    AbsorbPrompt,
+    /// The next ping is echoed twice on screen.
+    EchoTwice,
+}
+
+impl Fault {
+    /// Faults played on what the sim is typed, not after its first step.
+    pub fn on_input(&self) -> bool {
+        matches!(
+            self,
+            Fault::SwallowEnter(_) | Fault::AbsorbPrompt | Fault::EchoTwice
+        )
+    }
 }
 
 impl Fault {
@@ -45,6 +63,14 @@ impl Fault {
             }
             return Ok(Fault::WaitingUntil(iso.to_string()));
         }
+        if let Some(n) = spec.strip_prefix("swallow-enter=") {
+            return match n.trim().parse::<u32>() {
+                Ok(n) if n > 0 => Ok(Fault::SwallowEnter(n)),
+                _ => Err(format!(
+                    "fault `swallow-enter={n}` needs a count of 1 or more, e.g. swallow-enter=3"
+                )),
+            };
+        }
         Ok(match spec {
             "limit" => Fault::Limit,
             "limit-after-claim" => Fault::LimitAfterClaim,
@@ -56,10 +82,14 @@ impl Fault {
             "bypass-dialog" => Fault::BypassDialog,
             "refuse-root" => Fault::RefuseRoot,
             "network-error" => Fault::NetworkError,
+            "swallow-enter" => Fault::SwallowEnter(1),
+            "absorb-prompt" => Fault::AbsorbPrompt,
+            "echo-twice" => Fault::EchoTwice,
             other => {
                 return Err(format!(
                     "unknown fault `{other}` (known: limit, limit-after-claim, crash, crash-at-start, \
-                     hang, fatal, waiting-until=<ISO>, exit0, bypass-dialog, refuse-root, network-error)"
+                     hang, fatal, waiting-until=<ISO>, exit0, bypass-dialog, refuse-root, network-error, \
+                     swallow-enter[=N], absorb-prompt, echo-twice)"
                 ));
             }
         })
@@ -124,7 +154,7 @@ mod tests {
     #[test]
     fn parses_every_known_fault() {
         let all = Fault::parse_list(
-            "limit, limit-after-claim,crash,crash-at-start,hang,fatal,exit0,waiting-until=2030-01-01T09:00:00Z,bypass-dialog,refuse-root,network-error",
+            "limit, limit-after-claim,crash,crash-at-start,hang,fatal,exit0,waiting-until=2030-01-01T09:00:00Z,bypass-dialog,refuse-root,network-error,swallow-enter,swallow-enter=3,absorb-prompt,echo-twice",
         )
         .unwrap();
         assert_eq!(
@@ -141,6 +171,10 @@ mod tests {
                 Fault::BypassDialog,
                 Fault::RefuseRoot,
                 Fault::NetworkError,
+                Fault::SwallowEnter(1),
+                Fault::SwallowEnter(3),
+                Fault::AbsorbPrompt,
+                Fault::EchoTwice,
             ]
         );
     }
@@ -149,6 +183,7 @@ mod tests {
     fn unknown_or_empty_fault_is_refused() {
         assert!(Fault::parse("explode").unwrap_err().contains("explode"));
         assert!(Fault::parse("waiting-until=").is_err());
+        assert!(Fault::parse("swallow-enter=0").is_err());
         assert_eq!(Fault::parse_list(" , ").unwrap(), vec![]);
     }
 

@@ -1,16 +1,16 @@
-//! The watchdog's outbox pass: a queued ping (`fleet::pings`) is typed only once the agent's
-//! screen takes input; dialogs, logins, errors and starting screens make it wait.
+//! The watchdog's outbox pass: a queued ping (`fleet::pings`) is typed, with its
+//! `[orch:ping <id>]` mark, only once the agent's screen takes input; acks in `acks.rs`.
+use std::time::Instant;
+
 use serde_json::{Value, json};
 
 use super::Watchdog;
 use crate::config::Agent;
 use crate::detect::{Classification, ScreenState};
 use crate::events;
-use crate::fleet::pings::{PendingPing, enqueue, load, outbox_file, save};
+use crate::fleet::ping_log::{self, OutboxRecord};
+use crate::fleet::pings::{Outbox, PendingPing, enqueue, load, outbox_file, save};
 use crate::tmux::Fleet;
-
-/// Typed but not confirmed this many times: given up (reported as not delivered).
-pub const MAX_ATTEMPTS: u32 = 3;
 
 /// What typing into `state` would do: `Some(true)` takes input now, `Some(false)` must wait,
 /// for a backend without screen rules (`None`) always true (typed as before). A `busy` screen
@@ -28,11 +28,21 @@ pub fn takes_input(state: Option<ScreenState>, busy_input: bool, probe: bool) ->
 }
 
 impl Watchdog {
-    /// Queue a ping for `agent` on disk; it is typed by [`Watchdog::outbox_tick`].
-    pub(super) fn queue_ping(&self, agent: &str, ping: PendingPing) {
+    /// Queue a ping for `agent` on disk (it gets its ping id now, and a `queued` step in the
+    /// outbox history); it is typed by [`Watchdog::outbox_tick`].
+    pub(super) fn queue_ping(&self, agent: &str, mut ping: PendingPing) {
         let mut outbox = load(&self.cfg, agent);
+        if outbox.pings.iter().any(|p| p.id == ping.id) {
+            return;
+        }
+        if ping.ping_id.is_empty() {
+            ping.ping_id = ping_log::next_id(&self.cfg, agent);
+        }
+        let mut rec = OutboxRecord::new(&ping.ping_id, "queued", &ping.reason, 0);
+        rec.key = Some(ping.id.clone());
         if enqueue(&mut outbox, ping) {
             save(&self.cfg, agent, &outbox);
+            ping_log::record(&self.cfg, agent, &rec);
         }
     }
 
@@ -51,68 +61,125 @@ impl Watchdog {
         takes_input(state, backend.busy_input, probe)
     }
 
-    /// Type the oldest queued ping of every agent that can take input now (one per agent per
-    /// tick: the screen is looked at again before the next); the others keep waiting, with one
-    /// `ping_queued` event per wait. A ping leaves the queue once delivered, or after
-    /// [`MAX_ATTEMPTS`] unconfirmed submits. A backend without screen rules keeps the old
-    /// behaviour: one attempt, and a ping for an agent that is not running is lost.
+    /// Settle the typed pings of every agent (acked, arrived, typed again or lost: `acks.rs`),
+    /// then type the oldest queued ping of every agent that can take input now (one per agent
+    /// per tick: the screen is looked at again before the next); the others keep waiting, with
+    /// one `ping_queued` event per wait. A backend without screen rules and without hooks keeps
+    /// the old behaviour: every ping typed at once, one attempt each, and a ping for an agent
+    /// that is not running is lost.
     pub(super) fn outbox_tick(&mut self, fleet: &Fleet) {
         let agents: Vec<Agent> = self.cfg.agents.clone();
         for agent in &agents {
-            if !outbox_file(&self.cfg, &agent.name).exists() {
-                continue;
-            }
-            let mut outbox = load(&self.cfg, &agent.name);
-            let before = outbox.clone();
-            let running = fleet.get(&agent.session).is_some_and(|p| !p.dead);
-            let has_rules = !self.cfg.backend_of(agent).screen_rules.is_empty();
-            if !has_rules && !running {
-                for ping in outbox.pings.drain(..) {
-                    self.log_ping(agent, &ping, false);
-                }
-            } else if !running || !self.screen_takes_input(agent, false) {
-                let on = if running {
-                    self.screens
-                        .get(&agent.name)
-                        .map_or("unknown", |c| c.state.as_str())
-                } else {
-                    "not running"
-                };
-                for ping in &mut outbox.pings {
-                    if ping.waiting_on.as_deref() != Some(on) {
-                        ping.waiting_on = Some(on.to_string());
-                        tracing::info!(agent = %agent.name, id = %ping.id, waiting_on = on, "ping waits");
-                        self.event(
-                            events::PING_QUEUED,
-                            json!({ "agent": agent.name, "reason": ping.reason, "id": ping.id, "waiting_on": on }),
-                        );
-                    }
-                }
-            } else if !has_rules {
-                // As before the queue: every ping typed at once, one attempt each.
-                for ping in std::mem::take(&mut outbox.pings) {
-                    let delivered = self.ping_agent(&agent.name, &ping.text);
-                    self.log_ping(agent, &ping, delivered);
-                }
-            } else if let Some(ping) = outbox.pings.first_mut() {
-                let delivered = self.ping_agent(&agent.name, &ping.text);
-                ping.attempts += 1;
-                if delivered || ping.attempts >= MAX_ATTEMPTS {
-                    let ping = outbox.pings.remove(0);
-                    self.log_ping(agent, &ping, delivered);
-                }
-            }
-            if outbox != before {
-                save(&self.cfg, &agent.name, &outbox);
-            }
+            self.outbox_agent(fleet, agent);
         }
     }
 
+    /// The outbox pass for one agent (see [`Watchdog::outbox_tick`]).
+    pub(super) fn outbox_agent(&mut self, fleet: &Fleet, agent: &Agent) {
+        if !outbox_file(&self.cfg, &agent.name).exists() {
+            return;
+        }
+        let mut outbox = load(&self.cfg, &agent.name);
+        let before = outbox.clone();
+        let running = fleet.get(&agent.session).is_some_and(|p| !p.dead);
+        let has_rules = !self.cfg.backend_of(agent).screen_rules.is_empty();
+        let resend = self.settle_typed(agent, &mut outbox, running);
+        let queued = outbox.pings.iter().position(|p| p.state != "typed");
+        if !has_rules && !agent.hooks && !running {
+            for mut ping in take_queued(&mut outbox) {
+                self.log_ping(agent, &ping, false);
+                self.lose(agent, &mut ping, "not running");
+            }
+        } else if !running || !self.screen_takes_input(agent, false) {
+            let on = if running {
+                self.screens
+                    .get(&agent.name)
+                    .map_or("unknown", |c| c.state.as_str())
+            } else {
+                "not running"
+            };
+            for ping in outbox.pings.iter_mut().filter(|p| p.state != "typed") {
+                if ping.waiting_on.as_deref() != Some(on) {
+                    ping.waiting_on = Some(on.to_string());
+                    tracing::info!(agent = %agent.name, id = %ping.ping_id, waiting_on = on, "ping waits");
+                    self.event(
+                        events::PING_QUEUED,
+                        json!({
+                            "agent": agent.name, "reason": ping.reason, "id": ping.ping_id,
+                            "key": ping.id, "waiting_on": on,
+                        }),
+                    );
+                }
+            }
+        } else if !has_rules && !agent.hooks {
+            // As before the acks: every ping typed at once, one attempt each.
+            for mut ping in take_queued(&mut outbox) {
+                self.type_ping(agent, &mut ping);
+                self.after_screen_typing(agent, &mut ping, true);
+            }
+        } else if let Some(i) = queued.or(resend) {
+            let mut ping = outbox.pings.remove(i);
+            self.type_ping(agent, &mut ping);
+            if agent.hooks || !self.after_screen_typing(agent, &mut ping, false) {
+                outbox.pings.insert(i, ping);
+            }
+        }
+        if outbox != before {
+            save(&self.cfg, &agent.name, &outbox);
+        }
+    }
+
+    /// Type `ping` (its text and `[orch:ping <id>]` mark) into `agent` now: a `typed` step in
+    /// the history and a `ping` event; the ping's `attempts`, `typed_at`, `confirmed` move.
+    pub(super) fn type_ping(&self, agent: &Agent, ping: &mut PendingPing) -> bool {
+        if ping.ping_id.is_empty() {
+            ping.ping_id = ping_log::next_id(&self.cfg, &agent.name);
+        }
+        let text = ping_log::mark(&ping.text, &ping.ping_id);
+        let typed_at = ping_log::now_rfc3339();
+        let began = Instant::now();
+        let delivered = self.ping_agent(&agent.name, &text);
+        ping.attempts += 1;
+        ping.state = "typed".into();
+        ping.typed_at = Some(typed_at);
+        ping.confirmed = delivered;
+        ping.waiting_on = None;
+        let mut rec = OutboxRecord::new(&ping.ping_id, "typed", &ping.reason, ping.attempts);
+        rec.confirmed = Some(delivered);
+        rec.latency_ms = delivered.then(|| began.elapsed().as_millis() as i64);
+        ping_log::record(&self.cfg, &agent.name, &rec);
+        self.log_ping(agent, ping, delivered);
+        delivered
+    }
+
+    /// After typing into an agent without hooks: a confirmed submit is the ping's arrival
+    /// (`confirmed_by = "screen"`); an unconfirmed one is lost when it may not be typed again
+    /// (`last`, or `max_resends` spent). True when the ping is settled (leaves the queue).
+    fn after_screen_typing(&self, agent: &Agent, ping: &mut PendingPing, last: bool) -> bool {
+        if agent.hooks {
+            return false;
+        }
+        if ping.confirmed {
+            let latency = ping_log::history(&self.cfg, &agent.name)
+                .iter()
+                .rev()
+                .find(|r| r.id == ping.ping_id && r.state == "typed")
+                .and_then(|r| r.latency_ms);
+            self.settle(agent, ping, "screen", "arrived", latency);
+            return true;
+        }
+        if last || ping.attempts > self.cfg.watchdog.max_resends {
+            self.lose(agent, ping, "submit not confirmed");
+            return true;
+        }
+        false
+    }
+
     fn log_ping(&self, agent: &Agent, ping: &PendingPing, delivered: bool) {
-        tracing::info!(agent = %agent.name, reason = %ping.reason, delivered, "ping");
+        tracing::info!(agent = %agent.name, reason = %ping.reason, id = %ping.ping_id, delivered, "ping");
         let mut fields = json!({
-            "agent": agent.name, "reason": ping.reason, "id": ping.id, "delivered": delivered,
-            "queued_at": ping.created_at,
+            "agent": agent.name, "reason": ping.reason, "id": ping.ping_id, "key": ping.id,
+            "delivered": delivered, "attempt": ping.attempts, "queued_at": ping.created_at,
         });
         if let (Value::Object(extra), Value::Object(out)) = (&ping.fields, &mut fields) {
             for (k, v) in extra {
@@ -121,6 +188,15 @@ impl Watchdog {
         }
         self.event(events::PING, fields);
     }
+}
+
+/// The pings of `outbox` not typed yet, taken out of it (oldest first).
+fn take_queued(outbox: &mut Outbox) -> Vec<PendingPing> {
+    let (queued, typed) = std::mem::take(&mut outbox.pings)
+        .into_iter()
+        .partition(|p| p.state != "typed");
+    outbox.pings = typed;
+    queued
 }
 
 #[cfg(test)]
