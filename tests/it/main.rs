@@ -14,6 +14,7 @@ mod loop_smoke;
 mod metrics;
 mod notify;
 mod observe;
+mod outbox;
 mod policies;
 mod presets;
 mod project;
