@@ -61,12 +61,13 @@ impl Watchdog {
         agent: &Agent,
         outbox: &mut Outbox,
         running: bool,
+        hooked: bool,
     ) -> Option<usize> {
         if !outbox.pings.iter().any(|p| p.state == "typed") {
             return None;
         }
-        let view = agent.hooks.then(|| AckView::read(&self.cfg, &agent.name));
-        let idle = running && self.agent_idle(agent);
+        let view = hooked.then(|| AckView::read(&self.cfg, &agent.name));
+        let idle = running && self.agent_idle(agent, hooked);
         let now = chrono::Utc::now().timestamp_millis();
         let mut resend = None;
         let mut kept = Vec::with_capacity(outbox.pings.len());
@@ -81,7 +82,7 @@ impl Watchdog {
                 self.settle(agent, &ping, source.as_str(), source.state(), Some(latency));
                 continue;
             }
-            let wait = match (agent.hooks, ping.confirmed) {
+            let wait = match (hooked, ping.confirmed) {
                 (true, true) => ACK_WAIT,
                 (true, false) => UNCONFIRMED_WAIT,
                 (false, _) => Duration::ZERO,
@@ -115,10 +116,10 @@ impl Watchdog {
     /// Whether `agent` is idle enough to be typed into again: its screen shows the input box
     /// (screen rules; `takes_input` for an agent without hooks, whose busy CLI queues input),
     /// or, without screen rules, its pane shows no activity.
-    fn agent_idle(&self, agent: &Agent) -> bool {
+    fn agent_idle(&self, agent: &Agent, hooked: bool) -> bool {
         let backend = self.cfg.backend_of(agent);
         if !backend.screen_rules.is_empty() {
-            if !agent.hooks {
+            if !hooked {
                 return self.screen_takes_input(agent, false);
             }
             return self

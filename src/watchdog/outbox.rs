@@ -83,9 +83,10 @@ impl Watchdog {
         let before = outbox.clone();
         let running = fleet.get(&agent.session).is_some_and(|p| !p.dead);
         let has_rules = !self.cfg.backend_of(agent).screen_rules.is_empty();
-        let resend = self.settle_typed(agent, &mut outbox, running);
+        let hooked = acks_by_hook(&self.cfg, agent);
+        let resend = self.settle_typed(agent, &mut outbox, running, hooked);
         let queued = outbox.pings.iter().position(|p| p.state != "typed");
-        if !has_rules && !agent.hooks && !running {
+        if !has_rules && !hooked && !running {
             for mut ping in take_queued(&mut outbox) {
                 self.log_ping(agent, &ping, false);
                 self.lose(agent, &mut ping, "not running");
@@ -111,16 +112,16 @@ impl Watchdog {
                     );
                 }
             }
-        } else if !has_rules && !agent.hooks {
+        } else if !has_rules && !hooked {
             // As before the acks: every ping typed at once, one attempt each.
             for mut ping in take_queued(&mut outbox) {
                 self.type_ping(agent, &mut ping);
-                self.after_screen_typing(agent, &mut ping, true);
+                self.after_screen_typing(agent, &mut ping, hooked, true);
             }
         } else if let Some(i) = queued.or(resend) {
             let mut ping = outbox.pings.remove(i);
             self.type_ping(agent, &mut ping);
-            if agent.hooks || !self.after_screen_typing(agent, &mut ping, false) {
+            if hooked || !self.after_screen_typing(agent, &mut ping, hooked, false) {
                 outbox.pings.insert(i, ping);
             }
         }
@@ -155,8 +156,14 @@ impl Watchdog {
     /// After typing into an agent without hooks: a confirmed submit is the ping's arrival
     /// (`confirmed_by = "screen"`); an unconfirmed one is lost when it may not be typed again
     /// (`last`, or `max_resends` spent). True when the ping is settled (leaves the queue).
-    fn after_screen_typing(&self, agent: &Agent, ping: &mut PendingPing, last: bool) -> bool {
-        if agent.hooks {
+    fn after_screen_typing(
+        &self,
+        agent: &Agent,
+        ping: &mut PendingPing,
+        hooked: bool,
+        last: bool,
+    ) -> bool {
+        if hooked {
             return false;
         }
         if ping.confirmed {
@@ -188,6 +195,15 @@ impl Watchdog {
         }
         self.event(events::PING, fields);
     }
+}
+
+/// Whether `agent`'s pings wait for an ack from its hooks: `hooks = true` and its hooks have
+/// recorded something (a CLI that never runs them, or wiring that did not take, must not make
+/// every ping look lost and typed again); otherwise its screen confirms them.
+pub fn acks_by_hook(cfg: &crate::config::Config, agent: &Agent) -> bool {
+    agent.hooks
+        && std::fs::metadata(crate::hooks::hooks_file(&cfg.log_dir, &agent.name))
+            .is_ok_and(|m| m.len() > 0)
 }
 
 /// The pings of `outbox` not typed yet, taken out of it (oldest first).

@@ -43,12 +43,7 @@ env = {{ ORCH_SIM_HOOKS = "1", ORCH_SIM_FAULT = "{faults}" }}
 /// Queue a ping for `agent` as the watchdog would (an id, a `queued` step); its id.
 fn queue(p: &Project, agent: &str, text: &str) -> String {
     let cfg = load(&p.config, LoadOptions::WATCHDOG).unwrap().config;
-    let mut ping = PendingPing::new(
-        format!("test-{text}"),
-        "inbox",
-        text.into(),
-        Value::Null,
-    );
+    let mut ping = PendingPing::new(format!("test-{text}"), "inbox", text.into(), Value::Null);
     ping.ping_id = ping_log::next_id(&cfg, agent);
     let mut outbox = pings::load(&cfg, agent);
     assert!(pings::enqueue(&mut outbox, ping.clone()));
