@@ -113,6 +113,19 @@ impl Watchdog {
         resend
     }
 
+    /// Settle `ping`, just typed, at once when its ack is in already (the hook runs as the
+    /// submit takes, often before the screen confirms it); true when it was.
+    pub(super) fn acked_already(&self, agent: &Agent, ping: &PendingPing) -> bool {
+        let Some((source, at)) = AckView::read(&self.cfg, &agent.name).ack(&ping.ping_id) else {
+            return false;
+        };
+        let now = chrono::Utc::now().timestamp_millis();
+        let typed_at = ping.typed_at.as_deref().and_then(millis).unwrap_or(now);
+        let latency = (at.unwrap_or(now) - typed_at).max(0);
+        self.settle(agent, ping, source.as_str(), source.state(), Some(latency));
+        true
+    }
+
     /// Whether `agent` is idle enough to be typed into again: its screen shows the input box
     /// (screen rules; `takes_input` for an agent without hooks, whose busy CLI queues input),
     /// or, without screen rules, its pane shows no activity.

@@ -121,7 +121,12 @@ impl Watchdog {
         } else if let Some(i) = queued.or(resend) {
             let mut ping = outbox.pings.remove(i);
             self.type_ping(agent, &mut ping);
-            if hooked || !self.after_screen_typing(agent, &mut ping, hooked, false) {
+            let settled = if hooked {
+                self.acked_already(agent, &ping)
+            } else {
+                self.after_screen_typing(agent, &mut ping, hooked, false)
+            };
+            if !settled {
                 outbox.pings.insert(i, ping);
             }
         }
