@@ -169,3 +169,54 @@ fn a_swallowed_enter_is_typed_again_at_most_max_resends_times_then_lost() {
     assert_eq!(for_id(&p, "ping", &id).len(), 2);
     p.orch_ok(&["down"]);
 }
+
+#[test]
+fn a_loop_whose_agents_run_hooks_completes_with_every_handoff_ping_acked_once() {
+    // The plain sim backend (no screen rules): idleness is read from the pane.
+    let hooked = |name: &str, role: &str| {
+        format!(
+            r#"
+[[agent]]
+name = "{name}"
+kind = "loop"
+role = "{role}"
+backend = "sim"
+dir = "{name}"
+hooks = true
+env = {{ ORCH_SIM_HOOKS = "1" }}
+"#
+        )
+    };
+    let body = format!(
+        "{}{}{}{}",
+        crate::project::sim_backend("sim", ""),
+        hooked("builder", "builder"),
+        hooked("adversary", "adversary"),
+        crate::project::loop_section(1, ""),
+    );
+    let p = Project::new(&body);
+    p.orch_ok(&["up"]);
+    assert!(
+        wait_for(Duration::from_secs(90), || p
+            .log_dir()
+            .join("SEQUENCE-COMPLETE")
+            .exists()),
+        "{:#?}",
+        p.events()
+    );
+    let pings: Vec<Value> = p
+        .events_named("ping")
+        .into_iter()
+        .filter(|e| e["reason"] == "claim" || e["reason"] == "review")
+        .collect();
+    assert!(pings.len() >= 2, "{pings:#?}");
+    for ping in &pings {
+        let id = ping["id"].as_str().unwrap();
+        assert_eq!(for_id(&p, "ping", id).len(), 1, "{id} typed once");
+        let acked = for_id(&p, "ping_acked", id);
+        assert_eq!(acked.len(), 1, "{id}: {:#?}", p.events());
+        assert_eq!(acked[0]["source"], "hook", "{acked:#?}");
+    }
+    assert!(p.events_named("ping_lost").is_empty(), "{:#?}", p.events());
+    p.orch_ok(&["down"]);
+}
