@@ -80,23 +80,26 @@ pub fn send_message(cfg: &Config, tmux: &Tmux, name: &str, text: &str) -> Result
         events::PING,
         json!({"agent": name, "reason": "human", "delivered": outcome.confirmed, "id": id, "attempt": 1}),
     );
-    let (state, event) = if outcome.confirmed {
-        ("arrived", events::PING_ACKED)
-    } else {
-        ("lost", events::PING_LOST)
-    };
-    let mut last = OutboxRecord::new(&id, state, "human", 1);
     if outcome.confirmed {
+        let mut last = OutboxRecord::new(&id, "arrived", "human", 1);
         last.confirmed_by = Some("screen".into());
         last.latency_ms = Some(began.elapsed().as_millis() as i64);
+        ping_log::record(cfg, name, &last);
+        fleet::log_event(
+            cfg,
+            events::PING_ACKED,
+            json!({"agent": name, "id": id, "reason": "human", "source": "screen",
+                   "latency_ms": last.latency_ms, "attempts": 1}),
+        );
+    } else {
+        ping_log::record(cfg, name, &OutboxRecord::new(&id, "lost", "human", 1));
+        fleet::log_event(
+            cfg,
+            events::PING_LOST,
+            json!({"agent": name, "id": id, "reason": "human", "attempts": 1,
+                   "why": "submit not confirmed"}),
+        );
     }
-    ping_log::record(cfg, name, &last);
-    fleet::log_event(
-        cfg,
-        event,
-        json!({"agent": name, "id": id, "reason": "human", "source": "screen", "attempts": 1,
-               "latency_ms": last.latency_ms, "why": (!outcome.confirmed).then_some("submit not confirmed")}),
-    );
     if !outcome.confirmed {
         return Err(Error::Runtime(format!(
             "the message was typed into {name} but its submit was not confirmed after {} submit key{}",

@@ -29,21 +29,25 @@ pub fn takes_input(state: Option<ScreenState>, busy_input: bool, probe: bool) ->
 
 impl Watchdog {
     /// Queue a ping for `agent` on disk (it gets its ping id now, and a `queued` step in the
-    /// outbox history); it is typed by [`Watchdog::outbox_tick`].
-    pub(super) fn queue_ping(&self, agent: &str, mut ping: PendingPing) {
+    /// outbox history); it is typed by [`Watchdog::outbox_tick`]. Returns its ping id (the
+    /// queued one's when a ping with its key waits already): ask
+    /// [`crate::fleet::pings::has_arrived`] about it later.
+    pub(super) fn queue_ping(&self, agent: &str, mut ping: PendingPing) -> String {
         let mut outbox = load(&self.cfg, agent);
-        if outbox.pings.iter().any(|p| p.id == ping.id) {
-            return;
+        if let Some(queued) = outbox.pings.iter().find(|p| p.id == ping.id) {
+            return queued.ping_id.clone();
         }
         if ping.ping_id.is_empty() {
             ping.ping_id = ping_log::next_id(&self.cfg, agent);
         }
-        let mut rec = OutboxRecord::new(&ping.ping_id, "queued", &ping.reason, 0);
+        let id = ping.ping_id.clone();
+        let mut rec = OutboxRecord::new(&id, "queued", &ping.reason, 0);
         rec.key = Some(ping.id.clone());
         if enqueue(&mut outbox, ping) {
             save(&self.cfg, agent, &outbox);
             ping_log::record(&self.cfg, agent, &rec);
         }
+        id
     }
 
     /// True when `agent`'s screen (as classified this tick) takes typed input now.
