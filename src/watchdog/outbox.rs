@@ -122,7 +122,8 @@ impl Watchdog {
                 self.type_ping(agent, &mut ping);
                 self.after_screen_typing(agent, &mut ping, hooked, true);
             }
-        } else if let Some(i) = queued.or(resend) {
+        } else if let Some(i) = queued.into_iter().chain(resend).min() {
+            // The oldest first: a ping due again goes before the ones queued after it.
             let mut ping = outbox.pings.remove(i);
             self.type_ping(agent, &mut ping);
             let settled = if hooked {

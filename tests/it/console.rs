@@ -408,7 +408,7 @@ fn console_round(w: u16, h: u16) {
     keys(&p.server, &["Enter"]);
     assert!(
         wait_for(Duration::from_secs(10), || p.typed("beta")
-            == "hello from top\n"),
+            == "hello from top [orch:ping b-0001]\n"),
         "beta never received the message; console:\n{}",
         screen_of(&p.server)
     );
