@@ -194,6 +194,24 @@ mod tests {
 
     const S: Duration = Duration::from_secs(1);
 
+    fn max_resends(watchdog: &str) -> crate::Result<u32> {
+        let text = format!(
+            "[defaults]\nsession_prefix = \"t-\"\nlog_dir = \".orch\"\n[watchdog]\n{watchdog}\n"
+        );
+        let path = std::path::Path::new("/tmp/agents.toml");
+        crate::config::load_str(&text, path, crate::config::LoadOptions::STRICT)
+            .map(|l| l.config.watchdog.max_resends)
+    }
+
+    #[test]
+    fn max_resends_defaults_to_two_and_a_bad_value_names_the_key() {
+        assert_eq!(max_resends("").unwrap(), 2);
+        assert_eq!(max_resends("max_resends = 0").unwrap(), 0);
+        let err = max_resends("max_resends = 99").unwrap_err().to_string();
+        assert!(err.contains("[watchdog].max_resends is 99"), "{err}");
+        assert!(max_resends("max_resends = -1").is_err());
+    }
+
     #[test]
     fn a_typed_ping_waits_for_its_ack_before_anything_else() {
         assert_eq!(typed_step(1, 2, S, ACK_WAIT, true), TypedStep::Wait);

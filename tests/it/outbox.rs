@@ -105,6 +105,9 @@ fn a_ping_is_typed_with_its_id_acked_by_the_hook_once_and_never_typed_again() {
         screen.contains(&format!("look at the board [orch:ping {id}]")),
         "{screen}"
     );
+    // echo-twice: the sim drew its echo of the ping twice; still one ping.
+    let echo = format!("› look at the board [orch:ping {id}]");
+    assert!(screen.matches(&echo).count() >= 2, "{screen}");
     // Well past the ack wait: typed once, acked once.
     std::thread::sleep(Duration::from_secs(10));
     let typed = for_id(&p, "ping", &id);
