@@ -15,9 +15,18 @@ pub const EVENTS_FILE: &str = "events.jsonl";
 
 pub const AGENT_STARTED: &str = "agent_started";
 pub const AGENT_STOPPED: &str = "agent_stopped";
-/// Fields: `agent` (who was pinged), `reason` = claim|review|inbox|wake|limit_probe|human
-/// (`human`: `orch send` or the console's `s` key), `delivered`.
+/// Fields: `agent` (who was pinged), `reason` = claim|review|inbox|wake|limit_probe|human|redeliver
+/// (`human`: `orch send` or the console's `s` key), `delivered`, `id` (the ping id typed in its
+/// trailing `[orch:ping <id>]`), `attempt` (1 = first typing).
 pub const PING: &str = "ping";
+/// A typed ping is known to have reached the agent. Fields: `agent`, `id`, `reason`, `source` =
+/// hook (its UserPromptSubmit hook saw the id) | transcript (its transcript shows it: a prompt
+/// absorbed mid-turn) | screen (no hooks: the submit was seen on screen), `latency_ms` (typed
+/// to acknowledged), `attempts`.
+pub const PING_ACKED: &str = "ping_acked";
+/// A ping given up: typed `1 + max_resends` times (or not confirmed where it cannot be typed
+/// again) and never acknowledged. Fields: `agent`, `id`, `reason`, `attempts`, `why`.
+pub const PING_LOST: &str = "ping_lost";
 /// Fields: `from`, `to`.
 pub const PHASE_ADVANCED: &str = "phase_advanced";
 pub const SEQUENCE_COMPLETE: &str = "sequence_complete";
@@ -91,7 +100,6 @@ pub const ROTATION_FAILED: &str = "rotation_failed";
 
 /// Event names DESIGN.md fixes that other parts of orch emit (hosts, pools, outbox, jobs):
 /// accepted wherever a config names events (`[[notify]].events`).
-pub const DESIGNED: &[&str] = &["ping_acked", "ping_lost"];
 
 /// A job was added (or retried). Fields: `id`, `profile`, `repo`, `after`.
 pub const JOB_QUEUED: &str = "job_queued";
@@ -153,6 +161,8 @@ pub const ALL: &[&str] = &[
     STALLED,
     PHASE_QUIET,
     PING_QUEUED,
+    PING_ACKED,
+    PING_LOST,
     HEAL_LIMIT,
     JOB_QUEUED,
     JOB_STARTED,

@@ -12,6 +12,7 @@ use crate::{Error, Result, events::EventLog, state, workspace};
 pub mod containers;
 pub mod gc;
 pub mod hosts;
+pub mod ping_log;
 pub mod pings;
 pub mod pool_hold;
 pub mod records;

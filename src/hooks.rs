@@ -227,7 +227,38 @@ pub fn handle(
         write_atomic(&path, format!("{id}\n").as_bytes())
             .map_err(io_err(&path, "writing the resume id"))?;
     }
+    if let Some(path) = input
+        .get("transcript_path")
+        .and_then(Value::as_str)
+        .filter(|p| Path::new(p).is_absolute() && !p.contains('\n'))
+    {
+        remember_transcript(log_dir, agent, path)?;
+    }
     append_record(&hooks_file(log_dir, agent), &record)
+}
+
+/// `<log_dir>/state/<agent>.transcript`: the path of the agent's transcript (jsonl), as its last
+/// hook named it; orch reads it to find pings absorbed mid-turn.
+pub fn transcript_file(log_dir: &Path, agent: &str) -> PathBuf {
+    log_dir.join("state").join(format!("{agent}.transcript"))
+}
+
+/// The transcript path the agent's hooks last named, if any.
+pub fn transcript_of(log_dir: &Path, agent: &str) -> Option<PathBuf> {
+    let text = fs::read_to_string(transcript_file(log_dir, agent)).ok()?;
+    let path = text.trim();
+    (!path.is_empty()).then(|| PathBuf::from(path))
+}
+
+fn remember_transcript(log_dir: &Path, agent: &str, path: &str) -> Result<(), HookError> {
+    if transcript_of(log_dir, agent).is_some_and(|p| p == Path::new(path)) {
+        return Ok(());
+    }
+    let file = transcript_file(log_dir, agent);
+    let dir = log_dir.join("state");
+    fs::create_dir_all(&dir).map_err(io_err(&dir, "creating the state folder"))?;
+    write_atomic(&file, format!("{path}\n").as_bytes())
+        .map_err(io_err(&file, "writing the transcript path"))
 }
 
 /// Append `record`, then keep only the last [`MAX_RECORDS`] lines. Writers take a short-lived

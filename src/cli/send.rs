@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use crate::config::Config;
+use crate::fleet::ping_log::{self, OutboxRecord};
 use crate::tmux::{DeliverOptions, DeliveryOutcome, Tmux};
 use crate::{Error, Result, events, fleet, status};
 
@@ -75,12 +76,39 @@ pub fn send_message(cfg: &Config, tmux: &Tmux, name: &str, text: &str) -> Result
     }
     let submit = cfg.backend_of(agent).submit_key.clone();
     let opts = DeliverOptions::default();
-    let outcome = tmux.deliver(&agent.session, text, &submit, &opts)?;
+    // A ping like the watchdog's: an id in a trailing mark, and its steps in the outbox history
+    // (settled by the screen here: `orch send` reports the delivery itself, never re-sends).
+    let id = ping_log::next_id(cfg, name);
+    let began = std::time::Instant::now();
+    let outcome = tmux.deliver(&agent.session, &ping_log::mark(text, &id), &submit, &opts)?;
+    let mut typed = OutboxRecord::new(&id, "typed", "human", 1);
+    typed.confirmed = Some(outcome.confirmed);
+    ping_log::record(cfg, name, &typed);
     fleet::log_event(
         cfg,
         events::PING,
-        json!({"agent": name, "reason": "human", "delivered": outcome.confirmed}),
+        json!({"agent": name, "reason": "human", "delivered": outcome.confirmed, "id": id, "attempt": 1}),
     );
+    if outcome.confirmed {
+        let mut last = OutboxRecord::new(&id, "arrived", "human", 1);
+        last.confirmed_by = Some("screen".into());
+        last.latency_ms = Some(began.elapsed().as_millis() as i64);
+        ping_log::record(cfg, name, &last);
+        fleet::log_event(
+            cfg,
+            events::PING_ACKED,
+            json!({"agent": name, "id": id, "reason": "human", "source": "screen",
+                   "latency_ms": last.latency_ms, "attempts": 1}),
+        );
+    } else {
+        ping_log::record(cfg, name, &OutboxRecord::new(&id, "lost", "human", 1));
+        fleet::log_event(
+            cfg,
+            events::PING_LOST,
+            json!({"agent": name, "id": id, "reason": "human", "attempts": 1,
+                   "why": "submit not confirmed"}),
+        );
+    }
     if !outcome.confirmed {
         return Err(Error::Runtime(format!(
             "the message was typed into {name} but its submit was not confirmed after {} submit key{}",

@@ -59,6 +59,8 @@ pub struct WatchdogCfg {
     pub repeat_after: Duration,
     /// Notifications within this window go out as one message (default 30 s).
     pub batch_window: Duration,
+    /// A ping neither acknowledged nor arrived is typed again at most this often (default 2).
+    pub max_resends: u32,
 }
 
 /// Where a `[[notify]]` sink delivers.

@@ -205,6 +205,7 @@ pub struct RawWatchdog {
     pub phase_quiet_after: Option<Seconds>,
     pub repeat_after: Option<Seconds>,
     pub batch_window: Option<Seconds>,
+    pub max_resends: Option<i64>,
 }
 
 /// `[[notify]]`: a webhook URL or a command argv, a body format, and filters.

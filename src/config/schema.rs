@@ -71,6 +71,7 @@ const WATCHDOG_KEYS: &[&str] = &[
     "phase_quiet_after",
     "repeat_after",
     "batch_window",
+    "max_resends",
 ];
 const NOTIFY_KEYS: &[&str] = &[
     "webhook", "command", "format", "events", "agents", "timeout",

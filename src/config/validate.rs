@@ -28,6 +28,9 @@ pub struct Built {
     pub warnings: Vec<Problem>,
 }
 
+/// The most `[watchdog].max_resends` allows.
+const MAX_RESENDS: i64 = 20;
+
 const fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
@@ -79,6 +82,17 @@ pub fn build(raw: RawConfig, doc: &DeTable<'_>, path: &Path, env: Option<EnvLook
         phase_quiet_after: dur(&w.phase_quiet_after, secs(6 * 3600)),
         repeat_after: dur(&w.repeat_after, secs(3600)),
         batch_window: dur(&w.batch_window, secs(30)),
+        max_resends: match w.max_resends {
+            None => 2,
+            Some(n) if (0..=MAX_RESENDS).contains(&n) => n as u32,
+            Some(n) => {
+                c.error(
+                    &[Seg::Key("watchdog"), Seg::Key("max_resends")],
+                    format!("[watchdog].max_resends is {n}; it must be 0 to {MAX_RESENDS}"),
+                );
+                2
+            }
+        },
     };
     for (key, value) in [
         ("signal_interval", watchdog.signal_interval),

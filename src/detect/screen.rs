@@ -234,8 +234,14 @@ pub fn after_echo<'a>(text: &'a str, typed: &[String]) -> &'a str {
         let body = row.trim_start_matches(|c: char| {
             c.is_whitespace() || matches!(c, '❯' | '›' | '>' | '│' | '┃' | '▎' | '*')
         });
+        // orch's own `[orch:ping <id>]` mark ends a typed ping: not part of its text.
+        let (body, marked) = match body.find("[orch:ping ") {
+            Some(i) => (&body[..i], true),
+            None => (body, false),
+        };
         let body = fold_for_echo(body);
-        let piece = !body.is_empty() && folded.iter().any(|t| t.contains(&body));
+        let piece = (!body.is_empty() && folded.iter().any(|t| t.contains(&body)))
+            || (marked && body.is_empty() && in_echo);
         // A short piece counts only right below a longer echoed row (a wrapped tail).
         in_echo = piece && (in_echo || body.chars().count() >= ECHO_MIN_CHARS);
         if in_echo {

@@ -252,6 +252,12 @@ fn rows_echoing_typed_text_end_before_what_the_agent_drew_last() {
     );
     let other = vec!["something else entirely, typed".to_string()];
     assert_eq!(after_echo(screen, &other), screen);
+    // A ping's `[orch:ping <id>]` mark, on its row or wrapped below it, is part of the echo.
+    let marked = "› If you hit a usage limit, stop; the watchdog will tell you. [orch:ping b-0001]\n● API Error\n> ";
+    assert_eq!(after_echo(marked, &typed), "● API Error\n> ");
+    let wrapped =
+        "› If you hit a usage limit, stop; the watchdog will tell you.\n  [orch:ping b-0001]\nok";
+    assert_eq!(after_echo(wrapped, &typed), "ok");
     // Markdown marks and re-wrapping do not hide an echo.
     let md = vec!["You are the **builder** of a `two-agent` loop.".to_string()];
     assert_eq!(

@@ -1,8 +1,10 @@
-//! The pending-ping queue on disk: `<state_dir>/pings/<agent>.json`, one JSON record per ping
-//! (`{id, reason, text, state, created_at, attempts, waiting_on, fields}`), written atomically.
+//! The live ping queue on disk: `<state_dir>/pings/<agent>.json`, one JSON record per ping not
+//! settled yet (`{id, ping_id, reason, text, state, created_at, attempts, typed_at, ...}`).
 //!
-//! `state` is `pending` today (an outbox with acknowledgement adds `delivered`, `acked`,
-//! `lost`). The watchdog's outbox pass types them; `status` counts them.
+//! `state` is `pending` (queued, not typed yet) or `typed` (typed, waiting for its ack). A ping
+//! leaves this file once it arrived, was acked or was lost; its history stays in
+//! `outbox-<agent>.jsonl` ([`super::ping_log`]). The watchdog's outbox pass types them;
+//! `status` counts the ones not typed yet.
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -13,12 +15,16 @@ use crate::config::Config;
 /// One ping waiting to be typed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingPing {
-    /// Unique per ping (`claim-<sha>`, `review-<sha>`, `inbox-<file>-<ms>`): queued once.
+    /// The queue key, unique per ping (`claim-<sha>`, `review-<sha>`, `inbox-<file>-<ms>`):
+    /// queued once.
     pub id: String,
+    /// The ping id typed in its `[orch:ping <id>]` mark (`b-0042`); given when it is queued.
+    #[serde(default)]
+    pub ping_id: String,
     /// `claim`, `review`, `inbox` (the `reason` of its `ping` event).
     pub reason: String,
     pub text: String,
-    /// `pending`.
+    /// `pending` or `typed`.
     pub state: String,
     pub created_at: String,
     #[serde(default)]
@@ -29,12 +35,19 @@ pub struct PendingPing {
     /// Extra fields of its `ping` event (`commits`, `file`).
     #[serde(default)]
     pub fields: Value,
+    /// When it was last typed (RFC 3339, ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typed_at: Option<String>,
+    /// Whether the screen saw its last submit take.
+    #[serde(default)]
+    pub confirmed: bool,
 }
 
 impl PendingPing {
     pub fn new(id: String, reason: &str, text: String, fields: Value) -> Self {
         PendingPing {
             id,
+            ping_id: String::new(),
             reason: reason.to_string(),
             text,
             state: "pending".into(),
@@ -42,6 +55,8 @@ impl PendingPing {
             attempts: 0,
             waiting_on: None,
             fields,
+            typed_at: None,
+            confirmed: false,
         }
     }
 }
@@ -97,10 +112,21 @@ pub fn save(cfg: &Config, agent: &str, outbox: &Outbox) {
     }
 }
 
-/// How many pings wait for `agent` (for status).
+/// How many pings wait to be typed into `agent` (for status; typed ones waiting for their ack
+/// are not counted).
 pub fn pending_count(cfg: &Config, agent: &str) -> usize {
     if !outbox_file(cfg, agent).exists() {
         return 0;
     }
-    load(cfg, agent).pings.len()
+    load(cfg, agent)
+        .pings
+        .iter()
+        .filter(|p| p.state != "typed")
+        .count()
+}
+
+/// Whether ping `ping_id` of `agent` reached it (acked by its hook, seen in its transcript, or
+/// confirmed on screen for an agent without hooks): see [`super::ping_log::has_arrived`].
+pub fn has_arrived(cfg: &Config, agent: &str, ping_id: &str) -> bool {
+    super::ping_log::has_arrived(cfg, agent, ping_id)
 }

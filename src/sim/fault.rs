@@ -37,6 +37,24 @@ pub enum Fault {
     CompactInHandoff,
     /// After the first step: compact the conversation (a compaction orch did not ask for).
     Compact,
+    /// The next N submits of a ping (`swallow-enter`: 1) are swallowed: its text stays in the
+    /// input box, and the submit after them sends it (with anything typed after it).
+    SwallowEnter(u32),
+    /// The next ping is absorbed mid-turn, as Claude takes a prompt typed while it works: no
+    /// UserPromptSubmit hook, a `queue-operation` row in the transcript; then worked on.
+    AbsorbPrompt,
+    /// The next ping is echoed twice on screen.
+    EchoTwice,
+}
+
+impl Fault {
+    /// Faults played on what the sim is typed, not after its first step.
+    pub fn on_input(&self) -> bool {
+        matches!(
+            self,
+            Fault::SwallowEnter(_) | Fault::AbsorbPrompt | Fault::EchoTwice
+        )
+    }
 }
 
 impl Fault {
@@ -53,6 +71,14 @@ impl Fault {
             }
             return Ok(Fault::WaitingUntil(iso.to_string()));
         }
+        if let Some(n) = spec.strip_prefix("swallow-enter=") {
+            return match n.trim().parse::<u32>() {
+                Ok(n) if n > 0 => Ok(Fault::SwallowEnter(n)),
+                _ => Err(format!(
+                    "fault `swallow-enter={n}` needs a count of 1 or more, e.g. swallow-enter=3"
+                )),
+            };
+        }
         Ok(match spec {
             "limit" => Fault::Limit,
             "limit-after-claim" => Fault::LimitAfterClaim,
@@ -68,11 +94,15 @@ impl Fault {
             "dirty-handoff" => Fault::DirtyHandoff,
             "compact-in-handoff" => Fault::CompactInHandoff,
             "compact" => Fault::Compact,
+            "swallow-enter" => Fault::SwallowEnter(1),
+            "absorb-prompt" => Fault::AbsorbPrompt,
+            "echo-twice" => Fault::EchoTwice,
             other => {
                 return Err(format!(
                     "unknown fault `{other}` (known: limit, limit-after-claim, crash, crash-at-start, \
                      hang, fatal, waiting-until=<ISO>, exit0, bypass-dialog, refuse-root, network-error, \
-                     no-handoff, dirty-handoff, compact-in-handoff, compact)"
+                     no-handoff, dirty-handoff, compact-in-handoff, compact, \
+                     swallow-enter[=N], absorb-prompt, echo-twice)"
                 ));
             }
         })
@@ -166,7 +196,7 @@ mod tests {
     #[test]
     fn parses_every_known_fault() {
         let all = Fault::parse_list(
-            "limit, limit-after-claim,crash,crash-at-start,hang,fatal,exit0,waiting-until=2030-01-01T09:00:00Z,bypass-dialog,refuse-root,network-error,no-handoff,dirty-handoff,compact-in-handoff,compact",
+            "limit, limit-after-claim,crash,crash-at-start,hang,fatal,exit0,waiting-until=2030-01-01T09:00:00Z,bypass-dialog,refuse-root,network-error,no-handoff,dirty-handoff,compact-in-handoff,compact,swallow-enter,swallow-enter=3,absorb-prompt,echo-twice",
         )
         .unwrap();
         assert_eq!(
@@ -187,6 +217,10 @@ mod tests {
                 Fault::DirtyHandoff,
                 Fault::CompactInHandoff,
                 Fault::Compact,
+                Fault::SwallowEnter(1),
+                Fault::SwallowEnter(3),
+                Fault::AbsorbPrompt,
+                Fault::EchoTwice,
             ]
         );
     }
@@ -195,6 +229,7 @@ mod tests {
     fn unknown_or_empty_fault_is_refused() {
         assert!(Fault::parse("explode").unwrap_err().contains("explode"));
         assert!(Fault::parse("waiting-until=").is_err());
+        assert!(Fault::parse("swallow-enter=0").is_err());
         assert_eq!(Fault::parse_list(" , ").unwrap(), vec![]);
     }
 

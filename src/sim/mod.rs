@@ -1,5 +1,6 @@
 //! sim: the simulated coding agent (`orch sim`), a deterministic, offline stand-in for a coding-agent
 //! TUI that plays builder, adversary, task or supervisor through real git, with faults on demand.
+mod claude;
 mod fault;
 mod git;
 pub mod headless;
@@ -46,8 +47,9 @@ pub struct SimArgs {
     #[arg(long)]
     pub find: bool,
     /// A fault to play: limit, limit-after-claim, crash, crash-at-start, hang, fatal,
-    /// waiting-until=<ISO>, exit0, bypass-dialog, refuse-root, network-error, compact; and for a
-    /// handoff request: no-handoff, dirty-handoff, compact-in-handoff. Repeatable; also ORCH_SIM_FAULT (comma-separated).
+    /// waiting-until=<ISO>, exit0, bypass-dialog, refuse-root, network-error, compact; for a
+    /// handoff request: no-handoff, dirty-handoff, compact-in-handoff; on typed pings
+    /// swallow-enter[=N], absorb-prompt, echo-twice. Repeatable; also ORCH_SIM_FAULT (comma-separated).
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
     /// Play the --fault and ORCH_SIM_FAULT faults only in this phase (ORCH_PHASE); in any other
@@ -160,6 +162,10 @@ struct Sim {
     resumed: Option<String>,
     /// Context, hook records and compactions, as the real statusline and hooks report them.
     report: rotation::Reporter,
+    /// Claude's hooks and transcript (ORCH_SIM_HOOKS=1).
+    claude: claude::Claude,
+    /// Text left in the input box by a swallowed submit.
+    pending: Option<String>,
 }
 
 /// Run the simulated agent on this terminal until it exits (or forever).
@@ -181,6 +187,7 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         faults.clear();
     }
     let report = rotation::Reporter::from_env(&id);
+    let claude = claude::Claude::from_env(&id);
     let mut sim = Sim {
         behaviour: behaviour_of(&id),
         id,
@@ -201,6 +208,8 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         mode: Mode::Ready,
         resumed: args.resume.filter(|r| !r.is_empty()),
         report,
+        claude,
+        pending: None,
     };
     sim.banner()?;
     sim.report.started(sim.resumed.is_some());
@@ -232,6 +241,7 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         }
         Some(text) => {
             let first = text.lines().next().unwrap_or_default();
+            sim.claude.prompt_submitted(&text);
             sim.scr.echo_input(first)?;
             sim.kickoff(&text)?
         }
@@ -243,7 +253,7 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
             Flow::Exit(code) => return Ok(ExitCode::from(code)),
             Flow::Hang => hang_forever(),
         }
-        if !matches!(sim.mode, Mode::Idle) {
+        if !matches!(sim.mode, Mode::Idle) && sim.pending.is_none() {
             sim.scr.prompt()?;
         }
         let mut line = String::new();
@@ -253,7 +263,10 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         if read == 0 {
             return Ok(ExitCode::SUCCESS);
         }
-        flow = sim.on_line(line.trim_end_matches(['\n', '\r']))?;
+        flow = match sim.receive(line.trim_end_matches(['\n', '\r']))? {
+            Some(line) => sim.on_line(&line)?,
+            None => Flow::Continue,
+        };
     }
 }
 
@@ -305,7 +318,53 @@ impl Sim {
         Ok(false)
     }
 
+    /// A submitted line as the sim takes it: with the text a swallowed submit left in the input
+    /// box before it; None while the `swallow-enter` fault keeps it there (redrawn in the box).
+    fn receive(&mut self, line: &str) -> Result<Option<String>> {
+        let full = match self.pending.take() {
+            Some(held) => format!("{held}{line}"),
+            None => line.to_string(),
+        };
+        if !full.contains("[orch:ping ") {
+            return Ok(Some(full));
+        }
+        let Some(at) = self
+            .faults
+            .iter()
+            .position(|f| matches!(f, Fault::SwallowEnter(_)))
+        else {
+            return Ok(Some(full));
+        };
+        if let Fault::SwallowEnter(n) = &mut self.faults[at] {
+            *n -= 1;
+            if *n == 0 {
+                self.faults.remove(at);
+            }
+        }
+        self.scr.keep_in_input(&full)?;
+        self.pending = Some(full);
+        Ok(None)
+    }
+
+    /// Claude's side effects of a submitted line: the UserPromptSubmit hook and a transcript
+    /// row, or (the `absorb-prompt` fault, on a ping) only a queued-command row.
+    fn submitted(&mut self, line: &str) {
+        if line.contains("[orch:ping ") && self.take_fault(|f| *f == Fault::AbsorbPrompt).is_some()
+        {
+            self.claude.prompt_absorbed(line);
+        } else {
+            self.claude.prompt_submitted(line);
+        }
+    }
+
     fn on_line(&mut self, line: &str) -> Result<Flow> {
+        if !matches!(self.mode, Mode::Idle) {
+            self.submitted(line);
+            if line.contains("[orch:ping ") && self.take_fault(|f| *f == Fault::EchoTwice).is_some()
+            {
+                self.scr.echo_input(line)?;
+            }
+        }
         match self.mode {
             Mode::Idle => Ok(Flow::Continue),
             Mode::Offline => {
@@ -331,7 +390,6 @@ impl Sim {
             }
             Mode::Ready => {
                 self.scr.echo_input(line)?;
-                self.report.prompt(line);
                 if let Some(req) = rotation::parse_request(line) {
                     return self.handoff(&req);
                 }
@@ -471,17 +529,18 @@ impl Sim {
     /// Play the first fault that is due once the first step is over.
     fn after_first_step(&mut self) -> Result<Flow> {
         let Some(fault) = self.take_fault(|f| {
-            !matches!(
-                f,
-                Fault::Limit
-                    | Fault::CrashAtStart
-                    | Fault::BypassDialog
-                    | Fault::RefuseRoot
-                    | Fault::NetworkError
-                    | Fault::NoHandoff
-                    | Fault::DirtyHandoff
-                    | Fault::CompactInHandoff
-            )
+            !f.on_input()
+                && !matches!(
+                    f,
+                    Fault::Limit
+                        | Fault::CrashAtStart
+                        | Fault::BypassDialog
+                        | Fault::RefuseRoot
+                        | Fault::NetworkError
+                        | Fault::NoHandoff
+                        | Fault::DirtyHandoff
+                        | Fault::CompactInHandoff
+                )
         }) else {
             return Ok(Flow::Continue);
         };
@@ -509,7 +568,10 @@ impl Sim {
             | Fault::NetworkError
             | Fault::NoHandoff
             | Fault::DirtyHandoff
-            | Fault::CompactInHandoff => {}
+            | Fault::CompactInHandoff
+            | Fault::SwallowEnter(_)
+            | Fault::AbsorbPrompt
+            | Fault::EchoTwice => {}
         }
         Ok(Flow::Continue)
     }
@@ -517,7 +579,10 @@ impl Sim {
     fn enter_limit(&mut self) -> Result<()> {
         let until = limit_reset_time(Local::now(), self.limit_secs);
         self.mode = Mode::Limited(until);
-        self.scr.say(&limit_banner(&until))
+        let banner = limit_banner(&until);
+        self.scr.say(&banner)?;
+        self.claude.limit_hit(&banner);
+        Ok(())
     }
 }
 

@@ -71,11 +71,6 @@ impl Reporter {
         self.report();
     }
 
-    /// A line was typed in (UserPromptSubmit: its `[orch:ping <id>]` is the ack).
-    pub fn prompt(&self, line: &str) {
-        self.hook("UserPromptSubmit", json!({ "prompt": line }), false);
-    }
-
     /// A turn ended: the context grew by one step (Stop, then the statusline record).
     pub fn turn_done(&mut self) {
         self.pct = (self.pct + self.step).min(100.0);

@@ -48,6 +48,12 @@ impl Screen {
         self.write("> ")
     }
 
+    /// A submit that did not take: the text stays in the input box (the row the terminal just
+    /// left), the cursor after it, as a TUI whose Enter was swallowed shows it.
+    pub fn keep_in_input(&mut self, text: &str) -> Result<()> {
+        self.write(&format!("\x1b[1A{ERASE_LINE}> {text}"))
+    }
+
     /// Echo a typed line the way a transcript shows it.
     pub fn echo_input(&mut self, line: &str) -> Result<()> {
         self.say(&format!("› {line}"))

@@ -16,7 +16,7 @@ use crate::{detect, events, fleet, phase};
 pub const FATAL_COOLDOWN: Duration = Duration::from_secs(600);
 
 /// How many pane rows the healing and care checks read.
-pub(super) const CAPTURE_ROWS: usize = 40;
+pub(crate) const CAPTURE_ROWS: usize = 40;
 
 impl Watchdog {
     /// The agent's screen: this tick's capture if one was taken, else a fresh one (None, and a

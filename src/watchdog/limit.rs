@@ -175,15 +175,21 @@ impl Watchdog {
             }
             LimitStep::Probe => {
                 let nudges = hold.map_or(0, |h| h.nudges) + 1;
-                let delivered = self.ping_agent(&agent.name, probe_text(agent.kind));
-                tracing::info!(agent = %agent.name, probe = nudges, delivered, "limit probe");
-                self.event(
-                    events::PING,
-                    json!({
-                        "agent": agent.name, "reason": "limit_probe", "probe": nudges,
-                        "delivered": delivered,
-                    }),
+                // Typed at once (the hold watches its outcome), with a ping id; not re-sent by
+                // the outbox: the hold probes again on its own ladder.
+                let mut ping = crate::fleet::pings::PendingPing::new(
+                    format!("limit_probe-{}", crate::fleet::records::now_ms()),
+                    "limit_probe",
+                    probe_text(agent.kind).to_string(),
+                    json!({ "probe": nudges }),
                 );
+                let delivered = self.type_ping(agent, &mut ping);
+                if delivered {
+                    self.settle(agent, &ping, "screen", "arrived", None);
+                } else {
+                    self.lose(agent, &mut ping, "submit not confirmed");
+                }
+                tracing::info!(agent = %agent.name, probe = nudges, delivered, "limit probe");
                 let after = self.watch_probe(agent, &typed);
                 if !pane_limited(&self.cfg, agent, &after, &typed) {
                     self.lift(agent, "probe");

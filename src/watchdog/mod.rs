@@ -1,5 +1,6 @@
 //! The supervisor loop (`orch watchdog`): a light tick every `signal_interval` (handoff pings,
 //! limits, stalls, wakes) and a heavy tick every `heavy_interval` (phase advance, healing).
+mod acks;
 mod attention;
 pub mod bounds;
 mod handoff_tick;

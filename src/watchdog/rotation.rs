@@ -210,7 +210,7 @@ impl Watchdog {
         if st.pending.is_some() {
             return;
         }
-        let id = format!("continue-{}-{}", agent.name, now_ms());
+        let id = crate::fleet::ping_log::next_id(&self.cfg, &agent.name);
         let delivered = self.ping_agent(&agent.name, &rot::continuation_text(&id));
         self.event(
             events::PING,
@@ -270,7 +270,7 @@ impl Watchdog {
             return;
         };
         let file = rot::handoff_file(rotation, &agent.name);
-        let id = format!("rotate-{}-{}", agent.name, now_ms());
+        let id = crate::fleet::ping_log::next_id(&self.cfg, &agent.name);
         let requested_at = now_ms();
         let delivered = self.ping_agent(&agent.name, &rot::request_text(&file, &id));
         self.event(

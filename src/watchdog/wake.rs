@@ -7,7 +7,7 @@ use serde_json::json;
 use super::Watchdog;
 use super::heal::pane_active;
 use super::stall::Care;
-use crate::events;
+use crate::fleet::pings::PendingPing;
 use crate::tmux::Fleet;
 
 /// True when a wake is due: `interval` passed since the last one (or since the watchdog
@@ -78,12 +78,12 @@ impl Watchdog {
             if text.is_empty() {
                 continue;
             }
-            let delivered = self.ping_agent(&agent.name, &text);
-            tracing::info!(agent = %agent.name, delivered, "wake");
-            self.event(
-                events::PING,
-                json!({ "agent": agent.name, "reason": "wake", "delivered": delivered }),
-            );
+            // Queued with its ping id and typed by the outbox pass (acked like every ping).
+            tracing::info!(agent = %agent.name, "wake");
+            let key = format!("wake-{}", crate::fleet::records::now_ms());
+            let ping = PendingPing::new(key, "wake", text, json!({}));
+            self.queue_ping(&agent.name, ping);
+            self.outbox_agent(fleet, &agent);
         }
     }
 }

@@ -120,7 +120,11 @@ fn send_delivers_confirmed_and_logs_a_human_ping() {
     p.wait_ready("alpha");
     let out = p.ok(&["send", "alpha", "please run the tests"]);
     assert!(out.contains("delivered to alpha"), "{out}");
-    assert_eq!(p.typed("alpha"), "please run the tests\n");
+    // Typed with its ping id (the agent's name prefix and a counter), like every ping.
+    assert_eq!(
+        p.typed("alpha"),
+        "please run the tests [orch:ping a-0001]\n"
+    );
     // `-` reads the message from stdin.
     let mut child = p
         .cmd(&["send", "alpha", "-"])
@@ -136,7 +140,10 @@ fn send_delivers_confirmed_and_logs_a_human_ping() {
         .write_all(b"from stdin\n")
         .unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
-    assert_eq!(p.typed("alpha"), "please run the tests\nfrom stdin\n");
+    assert_eq!(
+        p.typed("alpha"),
+        "please run the tests [orch:ping a-0001]\nfrom stdin [orch:ping a-0002]\n"
+    );
     let pings: Vec<serde_json::Value> = p
         .events()
         .lines()
@@ -147,6 +154,16 @@ fn send_delivers_confirmed_and_logs_a_human_ping() {
     assert_eq!(pings[0]["agent"], "alpha");
     assert_eq!(pings[0]["reason"], "human");
     assert_eq!(pings[0]["delivered"], true);
+    assert_eq!(pings[0]["id"], "a-0001");
+    let acked: Vec<serde_json::Value> = p
+        .events()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &serde_json::Value| e["event"] == "ping_acked")
+        .collect();
+    assert_eq!(acked.len(), 2, "{acked:#?}");
+    assert_eq!(acked[1]["id"], "a-0002");
+    assert_eq!(acked[1]["source"], "screen");
 }
 
 #[test]
@@ -391,7 +408,7 @@ fn console_round(w: u16, h: u16) {
     keys(&p.server, &["Enter"]);
     assert!(
         wait_for(Duration::from_secs(10), || p.typed("beta")
-            == "hello from top\n"),
+            == "hello from top [orch:ping b-0001]\n"),
         "beta never received the message; console:\n{}",
         screen_of(&p.server)
     );

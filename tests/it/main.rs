@@ -15,6 +15,7 @@ mod loop_smoke;
 mod metrics;
 mod notify;
 mod observe;
+mod outbox;
 mod podman;
 mod policies;
 mod pools;

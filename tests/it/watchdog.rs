@@ -177,7 +177,18 @@ fn pings(p: &Project, reason: &str, agent: &str) -> Vec<Value> {
 
 /// How many times `text` was typed into recorder `agent`.
 fn typed_count(p: &Project, agent: &str, text: &str) -> usize {
-    p.typed(agent).lines().filter(|l| *l == text).count()
+    p.typed(agent)
+        .lines()
+        .filter(|l| unmarked(l) == text)
+        .count()
+}
+
+/// A typed line without its trailing `[orch:ping <id>]` mark (every ping carries one).
+fn unmarked(line: &str) -> &str {
+    match line.rfind(" [orch:ping ") {
+        Some(i) if line.ends_with(']') => &line[..i],
+        _ => line,
+    }
 }
 
 /// Wait until `text` was typed `n` times into `agent`.

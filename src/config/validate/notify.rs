@@ -91,15 +91,8 @@ fn build_sink(
             for e in list {
                 if e == events::NOTIFY_FAILED {
                     c.error(&at("events"), format!("notify[{i}].events: {e} cannot be notified (a failing sink would notify about itself)"));
-                } else if !events::ALL.contains(&e.as_str())
-                    && !events::DESIGNED.contains(&e.as_str())
-                {
-                    let known: Vec<&str> = events::ALL
-                        .iter()
-                        .chain(events::DESIGNED)
-                        .copied()
-                        .collect();
-                    let hint = crate::config::schema::nearest(e, &known)
+                } else if !events::ALL.contains(&e.as_str()) {
+                    let hint = crate::config::schema::nearest(e, events::ALL)
                         .map(|k| format!(" (did you mean {k:?}?)"))
                         .unwrap_or_default();
                     c.error(
