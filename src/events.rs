@@ -98,9 +98,6 @@ pub const ROTATED: &str = "rotated";
 /// the old session keeps running. Fields: `agent`, `id`, `reason`, `summary`.
 pub const ROTATION_FAILED: &str = "rotation_failed";
 
-/// Event names DESIGN.md fixes that other parts of orch emit (hosts, pools, outbox, jobs):
-/// accepted wherever a config names events (`[[notify]].events`).
-
 /// A job was added (or retried). Fields: `id`, `profile`, `repo`, `after`.
 pub const JOB_QUEUED: &str = "job_queued";
 /// A job was claimed and its runner started. Fields: `id`, `session` (null in the foreground).

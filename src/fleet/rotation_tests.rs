@@ -20,6 +20,7 @@ fn rec(event: &str, source: Option<&str>, ts: &str) -> HookRecord {
         source: source.map(String::from),
         message: None,
         ping_id: None,
+        error: None,
         transcript_path: None,
     }
 }
