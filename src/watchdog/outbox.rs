@@ -104,7 +104,10 @@ impl Watchdog {
                 self.log_ping(agent, &ping, false);
                 self.lose(agent, &mut ping, "not running");
             }
-        } else if !running || !self.screen_takes_input(agent, false) {
+        } else if !running
+            || !self.screen_takes_input(agent, false)
+            || self.redeliver_waits(agent, &outbox)
+        {
             let on = if running {
                 self.screens
                     .get(&agent.name)
@@ -146,6 +149,23 @@ impl Watchdog {
         }
         if outbox != before {
             save(&self.cfg, &agent.name, &outbox);
+        }
+    }
+
+    /// True when the next ping is a redelivery to an agent whose backend has no screen rules and
+    /// whose pane is (or may still be) working: the new process is still on its kickoff, and a
+    /// line typed now would go unconfirmed and be lost. It waits for a quiet screen instead.
+    fn redeliver_waits(&self, agent: &Agent, outbox: &Outbox) -> bool {
+        let next = outbox.pings.iter().find(|p| p.state != "typed");
+        if next.is_none_or(|p| p.reason != "redeliver")
+            || !self.cfg.backend_of(agent).screen_rules.is_empty()
+        {
+            return false;
+        }
+        match self.pane_cache.get(&agent.session) {
+            Some(c) => super::heal::pane_active(&self.cfg, agent, &c.text, true),
+            // Not looked at yet this process (the care pass captures watched agents only).
+            None => agent.watch != crate::config::Watch::None,
         }
     }
 

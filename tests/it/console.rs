@@ -508,3 +508,27 @@ fn top_leaves_the_terminal_cooked_when_terminated() {
         "{modes}"
     );
 }
+
+#[test]
+fn top_exits_when_its_terminal_goes_away() {
+    let p = Project::new();
+    let outer = TmuxServer::new();
+    start_console(&p, &outer, 80, 24);
+    wait_screen(&outer, "the console", |s| s.contains("attention 0"));
+    let pid = outer.tmux.display("console", "#{pane_pid}").unwrap();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let top: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    // The server goes, and the pane's terminal with it.
+    drop(outer);
+    let gone = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{top}/stat")).map_or(true, |s| s.contains(") Z "))
+    });
+    if !gone {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our own child process
+        // (a console spinning on a closed terminal must not outlive the test).
+        unsafe {
+            libc::kill(top, libc::SIGKILL);
+        }
+    }
+    assert!(gone, "orch top kept running on a closed terminal");
+}

@@ -117,7 +117,14 @@ pub fn run(cfg: &Config, args: &TopArgs) -> Result<ExitCode> {
             dirty = false;
         }
         let wait = POLL.min(next_refresh.saturating_duration_since(Instant::now()));
-        if event::poll(wait).unwrap_or(false) {
+        let ready = match term::wait_input(wait) {
+            term::Input::HungUp => break,
+            // A resize wakes the wait too (SIGWINCH); crossterm then has the event queued.
+            term::Input::Ready | term::Input::Timeout => {
+                event::poll(Duration::ZERO).unwrap_or(false)
+            }
+        };
+        if ready {
             dirty = true;
             let effect = match event::read() {
                 Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => update(&mut s, Msg::Key(k)),

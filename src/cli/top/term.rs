@@ -63,3 +63,32 @@ impl Drop for Guard {
         restore();
     }
 }
+
+/// What waiting on the terminal gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Input {
+    Ready,
+    Timeout,
+    /// The terminal hung up (its pty closed with its tmux server or window). crossterm would
+    /// spin reading its end of file forever, so the console must stop instead.
+    HungUp,
+}
+
+/// Waits up to `wait` for input on the terminal, without crossterm (see [`Input::HungUp`]).
+pub fn wait_input(wait: std::time::Duration) -> Input {
+    let mut fds = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(wait.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut fds, 1, ms) };
+    if n > 0 && fds.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+        Input::HungUp
+    } else if n > 0 {
+        Input::Ready
+    } else {
+        Input::Timeout
+    }
+}
